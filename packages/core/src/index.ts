@@ -1,0 +1,4 @@
+export * from './errors';
+export * from './letterbox';
+export * from './paths';
+export * from './schemas';

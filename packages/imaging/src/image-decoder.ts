@@ -1,0 +1,89 @@
+import sharp from 'sharp';
+import { ImageError } from '@detq/core';
+
+export interface DecodeLimits {
+  /** Largest accepted width x height (checked from the header before decoding). */
+  maxPixels: number;
+  /** Largest accepted file size in bytes. */
+  maxBytes: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxPixels: 100_000_000, maxBytes: 256 * 1024 * 1024 };
+
+export interface DecodedImage {
+  /** uint8 RGB, HWC, EXIF orientation applied. */
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+}
+
+const ACCEPTED = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif']);
+
+// Formats we recognise by their first bytes but refuse: SVG would be rendered by librsvg (fetches, entity
+// expansion), PDF and HEIC are not photos we label. Refusing them up front means they are never parsed.
+function refusedFormat(bytes: Buffer): string | undefined {
+  const head = bytes.subarray(0, 512).toString('latin1').trimStart().toLowerCase();
+  if (head.startsWith('<svg') || (head.startsWith('<?xml') && head.includes('<svg'))) return 'SVG';
+  if (head.startsWith('%pdf')) return 'PDF';
+  if (bytes.length >= 12 && bytes.toString('latin1', 4, 8) === 'ftyp') {
+    const brand = bytes.toString('latin1', 8, 12);
+    if (!brand.startsWith('avi')) return `ISO-BMFF (${brand.trim()})`;
+  }
+  if (head.startsWith('bm')) return 'BMP';
+  return undefined;
+}
+
+/** The ImageError for a libvips failure message. */
+function classifyDecodeError(err: unknown): ImageError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/unsupported image format|input buffer contains unsupported/i.test(message))
+    return new ImageError('NOT_AN_IMAGE', 'not a recognised image format', { cause: err });
+  if (/pixel limit/i.test(message)) return new ImageError('TOO_MANY_PIXELS', message, { cause: err });
+  if (/corrupt/i.test(message))
+    return new ImageError('CORRUPT', `image data is damaged: ${message.split('\n')[0]}`, { cause: err });
+  if (/premature end|truncated|unexpected end|not enough data|end of (file|stream)|short read/i.test(message))
+    return new ImageError('TRUNCATED', `image data ends early: ${message.split('\n')[0]}`, { cause: err });
+  return new ImageError('CORRUPT', `cannot decode image: ${message.split('\n')[0]}`, { cause: err });
+}
+
+/**
+ * Decodes an encoded image to oriented uint8 RGB. Every failure is an ImageError with a stable code.
+ * The header is read first so an image declaring huge dimensions is refused without being decoded.
+ */
+export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<DecodedImage> {
+  if (bytes.length === 0) throw new ImageError('EMPTY_FILE', 'the file is empty (0 bytes)');
+  if (bytes.length > limits.maxBytes)
+    throw new ImageError('FILE_TOO_LARGE', `the file has ${bytes.length} bytes, above the limit of ${limits.maxBytes}`);
+  const refused = refusedFormat(bytes);
+  if (refused) throw new ImageError('UNSUPPORTED_FORMAT', `${refused} files are not accepted`);
+
+  // failOn 'warning' makes damaged JPEG data an error instead of silently labelling garbage pixels.
+  // limitInputPixels: false because we check the limit ourselves, with a clearer message.
+  const options = { failOn: 'warning', limitInputPixels: false } as const;
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(bytes, options).metadata();
+  } catch (err) {
+    throw classifyDecodeError(err);
+  }
+  if (!meta.format || !ACCEPTED.has(meta.format))
+    throw new ImageError('UNSUPPORTED_FORMAT', `${meta.format ?? 'unknown'} images are not accepted`);
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (w <= 0 || h <= 0) throw new ImageError('CORRUPT', `the header declares an empty image (${w}x${h})`);
+  if (w * h > limits.maxPixels)
+    throw new ImageError('TOO_MANY_PIXELS', `the image is ${w}x${h} (${w * h} pixels), above the limit of ${limits.maxPixels}`);
+
+  try {
+    const { data, info } = await sharp(bytes, options)
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
+    return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  } catch (err) {
+    throw classifyDecodeError(err);
+  }
+}

@@ -1,0 +1,3 @@
+export * from './image-decoder';
+export * from './letterbox-frame';
+export * from './resize';

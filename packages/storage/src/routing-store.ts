@@ -1,0 +1,37 @@
+import { FileStore } from './file-store';
+import { isS3Uri, type ObjectEntry, type ObjectStore } from './object-store';
+import { S3Store } from './s3-store';
+
+/** Sends s3:// URIs to S3 (created on first use) and everything else to the filesystem. */
+export class RoutingStore implements ObjectStore {
+  private s3?: S3Store;
+  private readonly files = new FileStore();
+
+  constructor(private readonly makeS3: () => S3Store = () => new S3Store()) {}
+
+  private pick(uri: string): ObjectStore {
+    if (!isS3Uri(uri)) return this.files;
+    this.s3 ??= this.makeS3();
+    return this.s3;
+  }
+
+  get(uri: string): Promise<Buffer> {
+    return this.pick(uri).get(uri);
+  }
+
+  put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
+    return this.pick(uri).put(uri, body, contentType);
+  }
+
+  exists(uri: string): Promise<boolean> {
+    return this.pick(uri).exists(uri);
+  }
+
+  list(prefixUri: string): AsyncIterable<ObjectEntry> {
+    return this.pick(prefixUri).list(prefixUri);
+  }
+
+  close(): void {
+    this.s3?.destroy();
+  }
+}

@@ -1,0 +1,72 @@
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import type { ObjectEntry, ObjectStore } from './object-store';
+import { parseS3Uri } from './s3-uri';
+
+/** S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible servers. */
+export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  const config: S3ClientConfig = {
+    region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ''),
+    maxAttempts: 5,
+  };
+  if (env.S3_ENDPOINT) config.endpoint = env.S3_ENDPOINT;
+  return config;
+}
+
+export class S3Store implements ObjectStore {
+  readonly client: S3Client;
+
+  constructor(config: S3ClientConfig = s3ConfigFromEnv()) {
+    this.client = new S3Client(config);
+  }
+
+  async get(uri: string): Promise<Buffer> {
+    const { bucket, key } = parseS3Uri(uri);
+    const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (!res.Body) return Buffer.alloc(0);
+    return Buffer.from(await res.Body.transformToByteArray());
+  }
+
+  async put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
+    const { bucket, key } = parseS3Uri(uri);
+    await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+  }
+
+  async exists(uri: string): Promise<boolean> {
+    const { bucket, key } = parseS3Uri(uri);
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return true;
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404) return false;
+      throw err;
+    }
+  }
+
+  async *list(prefixUri: string): AsyncIterable<ObjectEntry> {
+    const { bucket, key: prefix } = parseS3Uri(prefixUri);
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) {
+        if (!o.Key || o.Key.endsWith('/')) continue;
+        yield { uri: `s3://${bucket}/${o.Key}`, size: o.Size ?? 0, etag: o.ETag?.replaceAll('"', '') };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  destroy(): void {
+    this.client.destroy();
+  }
+}
