@@ -1,0 +1,57 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// s3rver ships no type declarations; the few members used here are typed below.
+// @ts-expect-error -- untyped CommonJS module
+import S3rver from 's3rver';
+
+interface S3rverInstance {
+  run(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+
+/** s3rver's fixed credentials: every request must be signed with them. */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+export interface TestS3Server {
+  /** e.g. http://127.0.0.1:41234 */
+  endpoint: string;
+  /**
+   * The env an S3Store or a child process needs to reach this server. The AWS SDK reads credentials from
+   * process.env, so an in-process user does `Object.assign(process.env, server.env)`.
+   */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real S3-protocol server (s3rver) in this process on a random loopback port, backed by a fresh
+ * temp dir, with the given buckets created. stop() closes it and deletes the dir.
+ */
+export async function startS3Server(buckets: readonly string[] = ['in', 'out']): Promise<TestS3Server> {
+  const directory = await mkdtemp(join(tmpdir(), 'detq-s3-'));
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: buckets.map((name) => ({ name })),
+  }) as S3rverInstance;
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    env: {
+      S3_ENDPOINT: endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    },
+    async stop() {
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
