@@ -1,0 +1,73 @@
+// The seam between the shared machinery (threads, buffers, kernels) and each inference runtime,
+// after Triton's tensorrt_backend: a ModelState is loaded once per device and shared; each execution
+// context creates its own InstanceState (TensorRT execution context, Torch stream binding).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+
+#include "dtype.h"
+
+namespace detq {
+
+struct ModelInfo {
+  std::string backend;         // 'torch' | 'tensorrt'
+  std::string runtimeVersion;  // e.g. 'libtorch 2.11.0'
+  std::string device;          // GPU name
+  int deviceIndex = 0;
+  int inputWidth = 640;
+  int inputHeight = 640;
+  int maxBatch = 32;
+  Precision precision = Precision::kFp32;
+  DType inputType = DType::kFloat32;
+  int outputRows = 0;  // 4 + number of classes
+  int anchors = 0;
+};
+
+struct RawOutput {
+  const void* data;
+  DType type;
+  int rows;
+  int anchors;
+};
+
+class InstanceState {
+ public:
+  virtual ~InstanceState() = default;
+  // Runs the network on `input` ([batch,3,H,W] of ModelInfo::inputType, device memory) on `stream`.
+  // The returned output stays valid until the next run() of this instance.
+  virtual RawOutput run(const void* input, int batch, cudaStream_t stream) = 0;
+};
+
+class ModelState {
+ public:
+  virtual ~ModelState() = default;
+  const ModelInfo& info() const { return info_; }
+  // Called on the execution context's own thread, with the model's device current.
+  virtual std::unique_ptr<InstanceState> createInstance() = 0;
+
+ protected:
+  ModelInfo info_;
+};
+
+struct LoadOptions {
+  std::string backend;
+  std::string path;
+  int device = 0;
+  bool half = false;
+  int maxBatch = 32;
+  // 0 = the model's own resolution (TensorRT: the profile's optimum).
+  int inputWidth = 0;
+  int inputHeight = 0;
+};
+
+// Each is defined only when its backend is compiled in (see module.cc's registry).
+std::shared_ptr<ModelState> loadTorchModel(const LoadOptions& options);
+std::shared_ptr<ModelState> loadTensorRtModel(const LoadOptions& options);
+
+// GPU name as CUDA reports it, for info and engine-plan keys.
+std::string deviceName(int device);
+
+}  // namespace detq

@@ -1,0 +1,129 @@
+#include "execution_thread.h"
+
+#include "log.h"
+
+namespace detq {
+namespace {
+
+class StopJob : public Job {
+ public:
+  void run(Pipeline&) override {}
+  Napi::Value result(Napi::Env env) override { return env.Undefined(); }
+};
+
+}  // namespace
+
+ExecutionThread::ExecutionThread(Napi::Env env, PipelineFactory factory) : env_(env), factory_(std::move(factory)) {
+  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "detq-context", 0, 1);
+  tsfn_.Unref(env);
+  thread_ = std::thread([this] { loop(); });
+}
+
+ExecutionThread::~ExecutionThread() {
+  if (joined_) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::make_unique<StopJob>());
+    queue_.back()->stop_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+  tsfn_.Abort();
+}
+
+void ExecutionThread::loop() {
+  std::unique_ptr<Pipeline> pipeline;
+  std::string initError;
+  try {
+    pipeline = factory_();
+  } catch (const std::exception& e) {
+    initError = e.what();
+  }
+  for (;;) {
+    std::unique_ptr<Job> job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return !queue_.empty(); });
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const bool stop = job->stop_;
+    if (stop) {
+      pipeline.reset();
+    } else if (!pipeline) {
+      job->error_ = initError;
+    } else {
+      try {
+        job->run(*pipeline);
+      } catch (const std::exception& e) {
+        job->error_ = e.what();
+      } catch (...) {
+        job->error_ = "unknown native error";
+      }
+    }
+    if (!job->deferred_) return;  // a finalizer's stop: nobody to tell
+    Job* raw = job.release();
+    const napi_status status =
+        tsfn_.BlockingCall([this, raw](Napi::Env env, Napi::Function) { settle(env, raw); });
+    if (status != napi_ok) {
+      log(LogLevel::kError, "could not settle a promise: the JS environment is shutting down");
+      delete raw;
+    }
+    if (stop) return;
+  }
+}
+
+void ExecutionThread::settle(Napi::Env env, Job* raw) {
+  std::unique_ptr<Job> job(raw);
+  if (env == nullptr) return;
+  Napi::HandleScope scope(env);
+  if (job->stop_) {
+    thread_.join();
+    joined_ = true;
+    tsfn_.Release();
+  }
+  if (--pending_ == 0 && !job->stop_) tsfn_.Unref(env);
+  if (!job->error_.empty()) {
+    job->deferred_->Reject(Napi::Error::New(env, job->error_).Value());
+    return;
+  }
+  try {
+    job->deferred_->Resolve(job->result(env));
+  } catch (const std::exception& e) {
+    job->deferred_->Reject(Napi::Error::New(env, e.what()).Value());
+  }
+}
+
+Napi::Promise ExecutionThread::submit(Napi::Object owner, std::unique_ptr<Job> job) {
+  Napi::Env env = owner.Env();
+  job->deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
+  Napi::Promise promise = job->deferred_->Promise();
+  if (closed_) {
+    job->deferred_->Reject(Napi::Error::New(env, "this execution context has been disposed").Value());
+    return promise;
+  }
+  job->owner_ = Napi::Persistent(owner);
+  if (pending_++ == 0) tsfn_.Ref(env);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+  return promise;
+}
+
+Napi::Promise ExecutionThread::shutdown(Napi::Object owner) {
+  Napi::Env env = owner.Env();
+  if (closed_) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
+  }
+  auto stop = std::make_unique<StopJob>();
+  stop->stop_ = true;
+  Napi::Promise promise = submit(owner, std::move(stop));
+  closed_ = true;
+  return promise;
+}
+
+}  // namespace detq

@@ -1,0 +1,72 @@
+#include "options.h"
+
+#include <string>
+
+#include "napi_util.h"
+
+namespace detq {
+
+ParsedFrames parseFrames(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!value.IsArray()) DETQ_THROW_TYPE_ERROR(env, "frames must be an array");
+  auto arr = value.As<Napi::Array>();
+  ParsedFrames out;
+  out.frames.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value item = arr.Get(i);
+    if (!item.IsObject()) DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + " must be an object");
+    auto f = item.As<Napi::Object>();
+    Napi::Value px = requireProperty(f, "pixels", "frame");
+    if (!px.IsTypedArray() || px.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + ": pixels must be a Uint8Array");
+    auto pixels = px.As<Napi::Uint8Array>();
+    HostFrame hf{};
+    hf.desc.srcWidth = static_cast<int32_t>(requireNumber(f, "width", "frame"));
+    hf.desc.srcHeight = static_cast<int32_t>(requireNumber(f, "height", "frame"));
+    hf.desc.resizedWidth = static_cast<int32_t>(requireNumber(f, "resizedWidth", "frame"));
+    hf.desc.resizedHeight = static_cast<int32_t>(requireNumber(f, "resizedHeight", "frame"));
+    hf.desc.left = static_cast<int32_t>(requireNumber(f, "left", "frame"));
+    hf.desc.top = static_cast<int32_t>(requireNumber(f, "top", "frame"));
+    hf.desc.gain = static_cast<float>(requireNumber(f, "gain", "frame"));
+    hf.bytes = static_cast<std::size_t>(hf.desc.srcWidth) * hf.desc.srcHeight * 3;
+    if (hf.desc.srcWidth <= 0 || hf.desc.srcHeight <= 0 || pixels.ByteLength() != hf.bytes)
+      DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + ": pixels must hold width*height*3 bytes (uint8 RGB HWC)");
+    hf.pixels = pixels.Data();
+    out.frames.push_back(hf);
+    out.refs.push_back(Napi::Persistent(px));
+  }
+  return out;
+}
+
+DetectConfig parseDetectConfig(const Napi::Value& value) {
+  DetectConfig cfg;
+  if (value.IsUndefined() || value.IsNull()) return cfg;
+  if (!value.IsObject()) DETQ_THROW_TYPE_ERROR(value.Env(), "params must be an object");
+  auto obj = value.As<Napi::Object>();
+  cfg.conf = static_cast<float>(optionalNumber(obj, "conf", cfg.conf));
+  cfg.iou = static_cast<float>(optionalNumber(obj, "iou", cfg.iou));
+  cfg.maxDet = static_cast<int>(optionalNumber(obj, "maxDet", cfg.maxDet));
+  cfg.agnostic = optionalBool(obj, "agnosticNms", cfg.agnostic);
+  cfg.multiLabel = optionalBool(obj, "multiLabel", cfg.multiLabel);
+  if (cfg.maxDet < 1) DETQ_THROW_TYPE_ERROR(value.Env(), "maxDet must be at least 1");
+  Napi::Value classes = obj.Get("classes");
+  if (classes.IsArray()) {
+    auto arr = classes.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) cfg.classes.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
+  }
+  return cfg;
+}
+
+LoadOptions parseLoadOptions(const Napi::Object& obj) {
+  LoadOptions o;
+  o.backend = requireString(obj, "backend", "loadModel");
+  o.path = requireString(obj, "path", "loadModel");
+  o.device = static_cast<int>(optionalNumber(obj, "device", 0));
+  o.half = optionalBool(obj, "half", false);
+  o.maxBatch = static_cast<int>(optionalNumber(obj, "maxBatch", o.maxBatch));
+  o.inputWidth = static_cast<int>(optionalNumber(obj, "inputWidth", 0));
+  o.inputHeight = static_cast<int>(optionalNumber(obj, "inputHeight", 0));
+  return o;
+}
+
+}  // namespace detq

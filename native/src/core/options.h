@@ -1,0 +1,31 @@
+// Parsing of the option objects and frame lists that JS passes to the addon. Runs on the JS thread;
+// the parsed values are plain C++ the context thread can use.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "../kernels/kernels.h"
+#include "backend.h"
+
+namespace detq {
+
+// A frame's pixels are read on the context thread; `ref` keeps the JS array alive until the job settles.
+struct HostFrame {
+  const std::uint8_t* pixels;
+  std::size_t bytes;
+  LetterboxDesc desc;  // srcOffset filled in at upload time
+};
+
+struct ParsedFrames {
+  std::vector<HostFrame> frames;
+  std::vector<Napi::Reference<Napi::Value>> refs;
+};
+
+ParsedFrames parseFrames(const Napi::Value& value);
+DetectConfig parseDetectConfig(const Napi::Value& value);
+LoadOptions parseLoadOptions(const Napi::Object& obj);
+
+}  // namespace detq

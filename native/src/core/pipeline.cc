@@ -1,0 +1,154 @@
+#include "pipeline.h"
+
+#include <cuda_fp16.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+namespace detq {
+namespace {
+
+// Pixels start after the descriptor table, aligned so the table and images never share a cache line.
+std::size_t descBytes(std::size_t batch) { return (batch * sizeof(LetterboxDesc) + 255) & ~std::size_t{255}; }
+
+}  // namespace
+
+Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model)
+    : device_(device), guard_(device), model_(std::move(model)) {
+  if (model_) instance_ = model_->createInstance();
+}
+
+Pipeline::~Pipeline() {
+  // Work queued on our stream may still use the buffers: finish it before they are freed.
+  cudaStreamSynchronize(stream_.get());
+  instance_.reset();
+}
+
+void Pipeline::upload(const std::vector<HostFrame>& frames) {
+  const std::size_t batch = frames.size();
+  std::size_t total = descBytes(batch);
+  for (const auto& f : frames) total += f.bytes;
+  // The previous batch's upload may still be in flight from this buffer.
+  stream_.synchronize();
+  hostIn_.reserve(total);
+  deviceIn_.reserve(total);
+  auto* descs = hostIn_.as<LetterboxDesc>();
+  std::size_t offset = descBytes(batch);
+  for (std::size_t i = 0; i < batch; ++i) {
+    descs[i] = frames[i].desc;
+    descs[i].srcOffset = static_cast<std::int64_t>(offset);
+    if (frames[i].bytes) std::memcpy(hostIn_.as<std::uint8_t>() + offset, frames[i].pixels, frames[i].bytes);
+    offset += frames[i].bytes;
+  }
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceIn_.data(), hostIn_.data(), total, cudaMemcpyHostToDevice, stream_.get()));
+}
+
+std::vector<FrameResult> Pipeline::runDevice(int batch, const DetectConfig& config) {
+  const ModelInfo& info = model_->info();
+  netInput_.reserve(static_cast<std::size_t>(batch) * 3 * info.inputWidth * info.inputHeight * dtypeSize(info.inputType));
+  launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), info.inputType, info.inputWidth,
+                  info.inputHeight, stream_.get());
+  const RawOutput raw = instance_->run(netInput_.data(), batch, stream_.get());
+  post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(), config, stream_.get());
+  return download(batch, config);
+}
+
+std::vector<FrameResult> Pipeline::download(int batch, const DetectConfig& config) {
+  const std::size_t countBytes = sizeof(std::int32_t) * batch;
+  const std::size_t rowFloats = static_cast<std::size_t>(batch) * config.maxDet * 6;
+  hostOut_.reserve(countBytes + rowFloats * sizeof(float));
+  auto* counts = hostOut_.as<std::int32_t>();
+  auto* rows = reinterpret_cast<float*>(hostOut_.as<std::uint8_t>() + countBytes);
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(counts, post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(rows, post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
+  stream_.synchronize();
+  std::vector<FrameResult> out(batch);
+  for (int b = 0; b < batch; ++b) {
+    const float* r = rows + static_cast<std::size_t>(b) * config.maxDet * 6;
+    out[b].count = counts[b];
+    out[b].rows.assign(r, r + static_cast<std::size_t>(counts[b]) * 6);
+  }
+  return out;
+}
+
+std::vector<FrameResult> Pipeline::infer(const std::vector<HostFrame>& frames, const DetectConfig& config) {
+  if (!model_) throw std::logic_error("this pipeline has no model");
+  if (frames.empty()) return {};
+  upload(frames);
+  return runDevice(static_cast<int>(frames.size()), config);
+}
+
+std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int width, int height, DType type) {
+  const int batch = static_cast<int>(frames.size());
+  const std::size_t elems = static_cast<std::size_t>(batch) * 3 * width * height;
+  upload(frames);
+  netInput_.reserve(elems * dtypeSize(type));
+  launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), type, width, height, stream_.get());
+  std::vector<float> out(elems);
+  if (type == DType::kFloat32) {
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(out.data(), netInput_.data(), elems * 4, cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.synchronize();
+  } else {
+    std::vector<__half> half(elems);
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(half.data(), netInput_.data(), elems * 2, cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.synchronize();
+    for (std::size_t i = 0; i < elems; ++i) out[i] = __half2float(half[i]);
+  }
+  return out;
+}
+
+std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, int batch, int rows, int anchors,
+                                               const std::vector<HostFrame>& frames, const DetectConfig& config) {
+  if (raw.size() != static_cast<std::size_t>(batch) * rows * anchors)
+    throw std::invalid_argument("raw output has " + std::to_string(raw.size()) + " values, expected batch*rows*anchors");
+  if (frames.size() != static_cast<std::size_t>(batch))
+    throw std::invalid_argument("postprocess needs one letterbox per image");
+  // Frames here carry geometry only; upload the descriptor table alone.
+  std::vector<HostFrame> geometry(frames);
+  for (auto& f : geometry) f.bytes = 0;
+  upload(geometry);
+  DeviceBuffer deviceRaw(raw.size() * sizeof(float));
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceRaw.data(), raw.data(), raw.size() * sizeof(float), cudaMemcpyHostToDevice, stream_.get()));
+  post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(), config, stream_.get());
+  return download(batch, config);
+}
+
+std::vector<double> Pipeline::benchmark(int batch, int iterations, int srcWidth, int srcHeight,
+                                        const DetectConfig& config) {
+  if (!model_) throw std::logic_error("this pipeline has no model");
+  const ModelInfo& info = model_->info();
+  // Synthetic photographs: smooth gradients plus noise, so the network sees varied input.
+  std::vector<std::uint8_t> pixels(static_cast<std::size_t>(srcWidth) * srcHeight * 3);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int> noise(0, 40);
+  for (int y = 0; y < srcHeight; ++y)
+    for (int x = 0; x < srcWidth; ++x)
+      for (int c = 0; c < 3; ++c)
+        pixels[(static_cast<std::size_t>(y) * srcWidth + x) * 3 + c] =
+            static_cast<std::uint8_t>(((x * (c + 1) + y * (3 - c)) / 8 + noise(rng)) & 0xFF);
+  const float gain = std::min(static_cast<float>(info.inputHeight) / srcHeight, static_cast<float>(info.inputWidth) / srcWidth);
+  HostFrame frame{};
+  frame.pixels = pixels.data();
+  frame.bytes = pixels.size();
+  frame.desc.srcWidth = srcWidth;
+  frame.desc.srcHeight = srcHeight;
+  frame.desc.gain = gain;
+  frame.desc.resizedWidth = static_cast<int>(std::lround(srcWidth * gain));
+  frame.desc.resizedHeight = static_cast<int>(std::lround(srcHeight * gain));
+  frame.desc.left = (info.inputWidth - frame.desc.resizedWidth) / 2;
+  frame.desc.top = (info.inputHeight - frame.desc.resizedHeight) / 2;
+  // Images are uploaded once: engine-only timing starts from device-resident images (as nvJPEG gives).
+  upload(std::vector<HostFrame>(batch, frame));
+  std::vector<double> times;
+  times.reserve(iterations);
+  for (int i = 0; i < iterations; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    runDevice(batch, config);
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return times;
+}
+
+}  // namespace detq

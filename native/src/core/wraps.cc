@@ -1,0 +1,218 @@
+#include "wraps.h"
+
+#include "napi_util.h"
+#include "options.h"
+
+namespace detq {
+namespace {
+
+Napi::Array toJs(Napi::Env env, const std::vector<FrameResult>& results) {
+  auto arr = Napi::Array::New(env, results.size());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    auto rows = Napi::Float32Array::New(env, results[i].rows.size());
+    std::copy(results[i].rows.begin(), results[i].rows.end(), rows.Data());
+    auto obj = Napi::Object::New(env);
+    obj.Set("rows", rows);
+    obj.Set("count", results[i].count);
+    arr.Set(static_cast<uint32_t>(i), obj);
+  }
+  return arr;
+}
+
+class InferJob : public Job {
+ public:
+  InferJob(ParsedFrames frames, DetectConfig config) : frames_(std::move(frames)), config_(std::move(config)) {}
+  void run(Pipeline& p) override { results_ = p.infer(frames_.frames, config_); }
+  Napi::Value result(Napi::Env env) override { return toJs(env, results_); }
+
+ private:
+  ParsedFrames frames_;
+  DetectConfig config_;
+  std::vector<FrameResult> results_;
+};
+
+class LetterboxJob : public Job {
+ public:
+  LetterboxJob(ParsedFrames frames, int w, int h, DType type) : frames_(std::move(frames)), w_(w), h_(h), type_(type) {}
+  void run(Pipeline& p) override { out_ = p.letterbox(frames_.frames, w_, h_, type_); }
+  Napi::Value result(Napi::Env env) override {
+    auto arr = Napi::Float32Array::New(env, out_.size());
+    std::copy(out_.begin(), out_.end(), arr.Data());
+    return arr;
+  }
+
+ private:
+  ParsedFrames frames_;
+  int w_, h_;
+  DType type_;
+  std::vector<float> out_;
+};
+
+class PostprocessJob : public Job {
+ public:
+  PostprocessJob(std::vector<float> raw, int batch, int rows, int anchors, ParsedFrames frames, DetectConfig config)
+      : raw_(std::move(raw)), batch_(batch), rows_(rows), anchors_(anchors), frames_(std::move(frames)), config_(std::move(config)) {}
+  void run(Pipeline& p) override { results_ = p.postprocess(raw_, batch_, rows_, anchors_, frames_.frames, config_); }
+  Napi::Value result(Napi::Env env) override { return toJs(env, results_); }
+
+ private:
+  std::vector<float> raw_;
+  int batch_, rows_, anchors_;
+  ParsedFrames frames_;
+  DetectConfig config_;
+  std::vector<FrameResult> results_;
+};
+
+class BenchmarkJob : public Job {
+ public:
+  BenchmarkJob(int batch, int iterations, int w, int h, DetectConfig config)
+      : batch_(batch), iterations_(iterations), w_(w), h_(h), config_(std::move(config)) {}
+  void run(Pipeline& p) override { times_ = p.benchmark(batch_, iterations_, w_, h_, config_); }
+  Napi::Value result(Napi::Env env) override {
+    auto arr = Napi::Float64Array::New(env, times_.size());
+    std::copy(times_.begin(), times_.end(), arr.Data());
+    return arr;
+  }
+
+ private:
+  int batch_, iterations_, w_, h_;
+  DetectConfig config_;
+  std::vector<double> times_;
+};
+
+// Frames for post-processing carry geometry only (no pixels).
+ParsedFrames parseGeometry(const Napi::Value& value) {
+  Napi::Env env = value.Env();
+  if (!value.IsArray()) DETQ_THROW_TYPE_ERROR(env, "letterboxes must be an array");
+  auto arr = value.As<Napi::Array>();
+  ParsedFrames out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    auto f = arr.Get(i).As<Napi::Object>();
+    HostFrame hf{};
+    hf.desc.srcWidth = static_cast<int32_t>(requireNumber(f, "srcWidth", "letterbox"));
+    hf.desc.srcHeight = static_cast<int32_t>(requireNumber(f, "srcHeight", "letterbox"));
+    hf.desc.resizedWidth = static_cast<int32_t>(requireNumber(f, "resizedWidth", "letterbox"));
+    hf.desc.resizedHeight = static_cast<int32_t>(requireNumber(f, "resizedHeight", "letterbox"));
+    hf.desc.left = static_cast<int32_t>(requireNumber(f, "left", "letterbox"));
+    hf.desc.top = static_cast<int32_t>(requireNumber(f, "top", "letterbox"));
+    hf.desc.gain = static_cast<float>(requireNumber(f, "gain", "letterbox"));
+    out.frames.push_back(hf);
+  }
+  return out;
+}
+
+int intArg(const Napi::CallbackInfo& info, std::size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) DETQ_THROW_TYPE_ERROR(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+}  // namespace
+
+// ---- Model ----
+
+Napi::Function ModelWrap::Define(Napi::Env env) {
+  return DefineClass(env, "Model",
+                     {InstanceAccessor<&ModelWrap::Info>("info"), InstanceMethod<&ModelWrap::CreateContext>("createContext")});
+}
+
+Napi::Object ModelWrap::Wrap(Napi::Env env, std::shared_ptr<ModelState> model) {
+  auto* data = env.GetInstanceData<AddonData>();
+  // The constructor takes the model through an External so JS cannot build a Model by itself.
+  auto external = Napi::External<std::shared_ptr<ModelState>>::New(env, new std::shared_ptr<ModelState>(std::move(model)),
+                                                                   [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+  return data->model.New({external});
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) DETQ_THROW_TYPE_ERROR(info.Env(), "use loadModel() to create a Model");
+  model_ = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+}
+
+Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
+  const ModelInfo& m = model_->info();
+  auto obj = Napi::Object::New(info.Env());
+  obj.Set("backend", m.backend);
+  obj.Set("runtimeVersion", m.runtimeVersion);
+  obj.Set("device", m.device);
+  obj.Set("deviceIndex", m.deviceIndex);
+  obj.Set("inputWidth", m.inputWidth);
+  obj.Set("inputHeight", m.inputHeight);
+  obj.Set("maxBatch", m.maxBatch);
+  obj.Set("precision", precisionName(m.precision));
+  obj.Set("inputType", dtypeName(m.inputType));
+  obj.Set("numClasses", m.outputRows - 4);
+  obj.Set("anchors", m.anchors);
+  return obj;
+}
+
+Napi::Value ModelWrap::CreateContext(const Napi::CallbackInfo& info) {
+  auto* data = info.Env().GetInstanceData<AddonData>();
+  auto external = Napi::External<std::shared_ptr<ModelState>>::New(info.Env(), new std::shared_ptr<ModelState>(model_),
+                                                                   [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
+  return data->context.New({external});
+}
+
+// ---- Context / Kernels ----
+
+Napi::Function ContextWrap::Define(Napi::Env env, const char* name) {
+  return DefineClass(env, name,
+                     {InstanceMethod<&ContextWrap::Infer>("infer"), InstanceMethod<&ContextWrap::Letterbox>("letterbox"),
+                      InstanceMethod<&ContextWrap::Postprocess>("postprocess"),
+                      InstanceMethod<&ContextWrap::Benchmark>("benchmark"), InstanceMethod<&ContextWrap::Dispose>("dispose")});
+}
+
+// new Context(External<model>) from Model.createContext(), or new Kernels(deviceIndex) for a model-less one.
+ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
+  std::shared_ptr<ModelState> model;
+  int device = 0;
+  if (info.Length() >= 1 && info[0].IsExternal()) {
+    model = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
+    device = model->info().deviceIndex;
+  } else if (info.Length() >= 1 && info[0].IsNumber()) {
+    device = info[0].As<Napi::Number>().Int32Value();
+  }
+  thread_ = std::make_unique<ExecutionThread>(info.Env(), [device, model] { return std::make_unique<Pipeline>(device, model); });
+}
+
+Napi::Value ContextWrap::Infer(const Napi::CallbackInfo& info) {
+  ParsedFrames frames = parseFrames(info[0]);
+  DetectConfig config = parseDetectConfig(info.Length() > 1 ? info[1] : info.Env().Undefined());
+  return thread_->submit(info.This().As<Napi::Object>(), std::make_unique<InferJob>(std::move(frames), std::move(config)));
+}
+
+// letterbox(frames, width, height, half)
+Napi::Value ContextWrap::Letterbox(const Napi::CallbackInfo& info) {
+  ParsedFrames frames = parseFrames(info[0]);
+  const int w = intArg(info, 1, "width");
+  const int h = intArg(info, 2, "height");
+  const bool half = info.Length() > 3 && info[3].ToBoolean().Value();
+  return thread_->submit(info.This().As<Napi::Object>(),
+                         std::make_unique<LetterboxJob>(std::move(frames), w, h, half ? DType::kFloat16 : DType::kFloat32));
+}
+
+// postprocess(raw: Float32Array, batch, rows, anchors, letterboxes, params)
+Napi::Value ContextWrap::Postprocess(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    DETQ_THROW_TYPE_ERROR(info.Env(), "raw must be a Float32Array");
+  auto raw = info[0].As<Napi::Float32Array>();
+  std::vector<float> values(raw.Data(), raw.Data() + raw.ElementLength());
+  const int batch = intArg(info, 1, "batch");
+  const int rows = intArg(info, 2, "rows");
+  const int anchors = intArg(info, 3, "anchors");
+  ParsedFrames geometry = parseGeometry(info[4]);
+  DetectConfig config = parseDetectConfig(info.Length() > 5 ? info[5] : info.Env().Undefined());
+  return thread_->submit(info.This().As<Napi::Object>(),
+                         std::make_unique<PostprocessJob>(std::move(values), batch, rows, anchors, std::move(geometry), std::move(config)));
+}
+
+// benchmark(batch, iterations, srcWidth, srcHeight, params)
+Napi::Value ContextWrap::Benchmark(const Napi::CallbackInfo& info) {
+  DetectConfig config = parseDetectConfig(info.Length() > 4 ? info[4] : info.Env().Undefined());
+  return thread_->submit(info.This().As<Napi::Object>(),
+                         std::make_unique<BenchmarkJob>(intArg(info, 0, "batch"), intArg(info, 1, "iterations"),
+                                                        intArg(info, 2, "srcWidth"), intArg(info, 3, "srcHeight"), std::move(config)));
+}
+
+Napi::Value ContextWrap::Dispose(const Napi::CallbackInfo& info) { return thread_->shutdown(info.This().As<Napi::Object>()); }
+
+}  // namespace detq

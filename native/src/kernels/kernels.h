@@ -1,0 +1,71 @@
+// Pre- and post-processing kernels shared by every GPU backend. Plain CUDA: no Node, Torch or
+// TensorRT types cross this header, so each backend links the same code.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "../core/cuda_resources.h"
+#include "../core/dtype.h"
+
+namespace detq {
+
+// Where one source image sits in the batch upload and how it maps into the network input
+// (the geometry of computeLetterbox in @detq/core, computed once in TypeScript).
+struct LetterboxDesc {
+  std::int64_t srcOffset;  // byte offset of the image's uint8 RGB HWC pixels in the batch upload
+  std::int32_t srcWidth;
+  std::int32_t srcHeight;
+  std::int32_t resizedWidth;
+  std::int32_t resizedHeight;
+  std::int32_t left;
+  std::int32_t top;
+  float gain;
+};
+
+// Letterbox + /255 + HWC->CHW for `batch` images into `out` ([batch,3,dstH,dstW] of `outType`).
+// Resampling follows packages/imaging/src/resize.ts: area when both sides shrink, else bilinear.
+void launchLetterbox(const std::uint8_t* images, const LetterboxDesc* descs, int batch, void* out, DType outType,
+                     int dstWidth, int dstHeight, cudaStream_t stream);
+
+struct DetectConfig {
+  float conf = 0.25f;
+  float iou = 0.7f;
+  int maxDet = 300;
+  bool agnostic = false;
+  bool multiLabel = false;
+  // Allowed class ids; empty means every class.
+  std::vector<int> classes;
+};
+
+// Ultralytics' limits: at most this many candidates enter NMS per image.
+constexpr int kMaxNms = 30000;
+
+// YOLO decode + candidate filter + class-aware greedy NMS + mapping back to source pixels, for a raw
+// head output [batch, 4 + numClasses, anchors]. Scratch buffers grow to the largest batch seen.
+class YoloPostprocessor {
+ public:
+  // Launches the whole chain on `stream`; results land in deviceRows()/deviceCounts():
+  // rows [batch, maxDet, 6] = x1,y1,x2,y2,conf,cls in source pixels, counts [batch].
+  void run(const void* raw, DType rawType, int batch, int rows, int anchors, const LetterboxDesc* descs,
+           const DetectConfig& config, cudaStream_t stream);
+  const float* deviceRows() const { return rows_.as<float>(); }
+  const std::int32_t* deviceCounts() const { return counts_.as<std::int32_t>(); }
+
+ private:
+  DeviceBuffer keys_;       // candidate sort keys, one segment of `capacity` per image
+  DeviceBuffer sorted_;     // the same, sorted by score descending
+  DeviceBuffer candCount_;  // candidates found per image
+  DeviceBuffer offsets_;    // segment begin/end offsets for the sort
+  DeviceBuffer boxes_;      // decoded top-kMaxNms boxes per image
+  DeviceBuffer classMask_;  // 1 byte per class when a class filter is set
+  DeviceBuffer sortTemp_;
+  DeviceBuffer rows_;
+  DeviceBuffer counts_;
+  std::vector<std::uint8_t> hostMask_;
+};
+
+}  // namespace detq

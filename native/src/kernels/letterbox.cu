@@ -1,0 +1,117 @@
+#include <cuda_fp16.h>
+
+#include "kernels.h"
+
+namespace detq {
+namespace {
+
+constexpr float kPad = 114.0f;
+
+__device__ inline float roundToByte(float v) { return fminf(255.0f, floorf(v + 0.5f)); }
+
+// INTER_AREA: every destination pixel is the overlap-weighted mean of the source pixels it covers.
+// Tap geometry in double and weights rounded to float, as resize.ts's areaTaps computes them.
+__device__ void sampleArea(const std::uint8_t* src, int sw, int sh, int dw, int dh, int x, int y, float rgb[3]) {
+  const double sx = static_cast<double>(sw) / dw;
+  const double sy = static_cast<double>(sh) / dh;
+  const double fx0 = x * sx;
+  const double fx1 = fmin(fx0 + sx, static_cast<double>(sw));
+  const double fy0 = y * sy;
+  const double fy1 = fmin(fy0 + sy, static_cast<double>(sh));
+  float acc[3] = {0.f, 0.f, 0.f};
+  for (int sy_i = static_cast<int>(floor(fy0)); sy_i < fy1; ++sy_i) {
+    const double wyd = fmin(sy_i + 1.0, fy1) - fmax(static_cast<double>(sy_i), fy0);
+    if (wyd <= 1e-6) continue;
+    const float wy = static_cast<float>(wyd / sy);
+    const std::uint8_t* row = src + static_cast<std::size_t>(sy_i) * sw * 3;
+    float racc[3] = {0.f, 0.f, 0.f};
+    for (int sx_i = static_cast<int>(floor(fx0)); sx_i < fx1; ++sx_i) {
+      const double wxd = fmin(sx_i + 1.0, fx1) - fmax(static_cast<double>(sx_i), fx0);
+      if (wxd <= 1e-6) continue;
+      const float wx = static_cast<float>(wxd / sx);
+      const std::uint8_t* p = row + sx_i * 3;
+      racc[0] += p[0] * wx;
+      racc[1] += p[1] * wx;
+      racc[2] += p[2] * wx;
+    }
+    acc[0] += racc[0] * wy;
+    acc[1] += racc[1] * wy;
+    acc[2] += racc[2] * wy;
+  }
+  for (int c = 0; c < 3; ++c) rgb[c] = roundToByte(acc[c]);
+}
+
+// INTER_LINEAR with half-pixel centres, clamped at the borders (identity when sizes match).
+__device__ void sampleLinear(const std::uint8_t* src, int sw, int sh, int dw, int dh, int x, int y, float rgb[3]) {
+  const double fx = fmax((x + 0.5) * (static_cast<double>(sw) / dw) - 0.5, 0.0);
+  const double fy = fmax((y + 0.5) * (static_cast<double>(sh) / dh) - 0.5, 0.0);
+  const int x0 = min(static_cast<int>(floor(fx)), sw - 1);
+  const int y0 = min(static_cast<int>(floor(fy)), sh - 1);
+  const int x1 = min(x0 + 1, sw - 1);
+  const int y1 = min(y0 + 1, sh - 1);
+  const float wx = static_cast<float>(fx - x0);
+  const float wy = static_cast<float>(fy - y0);
+  const std::uint8_t* r0 = src + static_cast<std::size_t>(y0) * sw * 3;
+  const std::uint8_t* r1 = src + static_cast<std::size_t>(y1) * sw * 3;
+  for (int c = 0; c < 3; ++c) {
+    const float a = r0[x0 * 3 + c], b = r0[x1 * 3 + c], d = r1[x0 * 3 + c], e = r1[x1 * 3 + c];
+    const float top = a + (b - a) * wx;
+    const float bot = d + (e - d) * wx;
+    rgb[c] = fmaxf(0.f, roundToByte(top + (bot - top) * wy));
+  }
+}
+
+template <typename T>
+__device__ inline T fromFloat(float v);
+template <>
+__device__ inline float fromFloat<float>(float v) {
+  return v;
+}
+template <>
+__device__ inline __half fromFloat<__half>(float v) {
+  return __float2half_rn(v);
+}
+
+template <typename T>
+__global__ void letterboxKernel(const std::uint8_t* images, const LetterboxDesc* descs, T* out, int dstW, int dstH) {
+  const int x = blockIdx.x * blockDim.x + threadIdx.x;
+  const int y = blockIdx.y * blockDim.y + threadIdx.y;
+  const int b = blockIdx.z;
+  if (x >= dstW || y >= dstH) return;
+  const LetterboxDesc d = descs[b];
+  float rgb[3] = {kPad, kPad, kPad};
+  const int rx = x - d.left;
+  const int ry = y - d.top;
+  if (rx >= 0 && ry >= 0 && rx < d.resizedWidth && ry < d.resizedHeight) {
+    const std::uint8_t* src = images + d.srcOffset;
+    if (d.resizedWidth < d.srcWidth && d.resizedHeight < d.srcHeight)
+      sampleArea(src, d.srcWidth, d.srcHeight, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
+    else
+      sampleLinear(src, d.srcWidth, d.srcHeight, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
+  }
+  const std::size_t plane = static_cast<std::size_t>(dstW) * dstH;
+  T* o = out + static_cast<std::size_t>(b) * 3 * plane + static_cast<std::size_t>(y) * dstW + x;
+  for (int c = 0; c < 3; ++c) o[c * plane] = fromFloat<T>(rgb[c] / 255.0f);
+}
+
+}  // namespace
+
+void launchLetterbox(const std::uint8_t* images, const LetterboxDesc* descs, int batch, void* out, DType outType,
+                     int dstWidth, int dstHeight, cudaStream_t stream) {
+  if (batch <= 0) return;
+  const dim3 block(32, 8);
+  const dim3 grid((dstWidth + block.x - 1) / block.x, (dstHeight + block.y - 1) / block.y, batch);
+  switch (outType) {
+    case DType::kFloat32:
+      letterboxKernel<float><<<grid, block, 0, stream>>>(images, descs, static_cast<float*>(out), dstWidth, dstHeight);
+      break;
+    case DType::kFloat16:
+      letterboxKernel<__half><<<grid, block, 0, stream>>>(images, descs, static_cast<__half*>(out), dstWidth, dstHeight);
+      break;
+    default:
+      throw std::invalid_argument(std::string("letterbox cannot write ") + dtypeName(outType) + " input");
+  }
+  DETQ_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace detq
