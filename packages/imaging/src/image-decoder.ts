@@ -60,7 +60,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_
   // failOn 'warning' makes damaged JPEG data an error instead of silently labelling garbage pixels.
   // limitInputPixels: false because we check the limit ourselves, with a clearer message.
   const options = { failOn: 'warning', limitInputPixels: false } as const;
-  let meta: sharp.Metadata;
+  let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
     meta = await sharp(bytes, options).metadata();
   } catch (err) {

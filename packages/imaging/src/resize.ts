@@ -57,9 +57,9 @@ function resizeArea(src: Uint8Array, sw: number, sh: number, dw: number, dh: num
           g += src[p + 1]! * w;
           b += src[p + 2]! * w;
         }
-        row[x * 3] += r * wy;
-        row[x * 3 + 1] += g * wy;
-        row[x * 3 + 2] += b * wy;
+        row[x * 3] = row[x * 3]! + r * wy;
+        row[x * 3 + 1] = row[x * 3 + 1]! + g * wy;
+        row[x * 3 + 2] = row[x * 3 + 2]! + b * wy;
       }
     }
     const o = y * dw * 3;

@@ -127,7 +127,7 @@ export class OnnxRuntimeEngine implements Engine {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, data, dims }, [data.buffer]);
+      this.worker.postMessage({ id, data, dims }, [data.buffer as ArrayBuffer]);
     });
   }
 

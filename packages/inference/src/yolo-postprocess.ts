@@ -9,8 +9,8 @@ export const ROW = 6;
 /**
  * Decodes one image's raw YOLO output and runs NMS exactly like Ultralytics' non_max_suppression:
  * `out` is [4 + numClasses, anchors] (cx, cy, w, h in input pixels, then sigmoided class scores),
- * candidates are scores strictly above conf, boxes are offset by class * 7680 unless agnostic, greedy
- * NMS suppresses IoU > iou, at most maxDet survive. Boxes are then mapped back through the letterbox
+ * candidates are scores strictly above conf, greedy class-aware NMS (across classes with agnosticNms)
+ * suppresses IoU > iou, at most maxDet survive. Boxes are then mapped back through the letterbox
  * and clipped to the source image. The CUDA kernel mirrors this function.
  */
 export function postprocess(
@@ -60,52 +60,58 @@ export function postprocess(
   const order = Array.from(candS.keys()).sort((i, j) => candS[j]! - candS[i]! || i - j);
   if (order.length > MAX_NMS) order.length = MAX_NMS;
 
-  const n = order.length;
-  const x1 = new Float32Array(n);
-  const y1 = new Float32Array(n);
-  const x2 = new Float32Array(n);
-  const y2 = new Float32Array(n);
-  const area = new Float32Array(n);
-  for (let k = 0; k < n; k++) {
-    const i = order[k]!;
+  // Greedy NMS over the score-sorted candidates. Class-offset boxes of different classes never overlap, so
+  // a candidate is only compared with the kept boxes of its own class: the same result as Ultralytics'
+  // offset trick without its O(n^2) cost at low confidence thresholds.
+  const keptByClass = new Map<number, number[]>();
+  const kept: number[] = [];
+  const box = (i: number) => {
     const a = candA[i]!;
-    const off = params.agnosticNms ? 0 : candC[i]! * MAX_WH;
     const cx = out[offset + a]!;
     const cy = out[offset + anchors + a]!;
     const hw = out[offset + 2 * anchors + a]! / 2;
     const hh = out[offset + 3 * anchors + a]! / 2;
-    x1[k] = cx - hw + off;
-    y1[k] = cy - hh + off;
-    x2[k] = cx + hw + off;
-    y2[k] = cy + hh + off;
-    area[k] = (x2[k]! - x1[k]!) * (y2[k]! - y1[k]!);
-  }
-
-  const suppressed = new Uint8Array(n);
-  const rows = new Float32Array(Math.min(n, params.maxDet) * ROW);
-  let count = 0;
-  for (let k = 0; k < n && count < params.maxDet; k++) {
-    if (suppressed[k]) continue;
-    const i = order[k]!;
-    const off = params.agnosticNms ? 0 : candC[i]! * MAX_WH;
-    const r = count * ROW;
-    rows[r] = clamp((x1[k]! - off - lb.left) / lb.gain, lb.srcWidth);
-    rows[r + 1] = clamp((y1[k]! - off - lb.top) / lb.gain, lb.srcHeight);
-    rows[r + 2] = clamp((x2[k]! - off - lb.left) / lb.gain, lb.srcWidth);
-    rows[r + 3] = clamp((y2[k]! - off - lb.top) / lb.gain, lb.srcHeight);
-    rows[r + 4] = candS[i]!;
-    rows[r + 5] = candC[i]!;
-    count++;
-    for (let m = k + 1; m < n; m++) {
-      if (suppressed[m]) continue;
-      const iw = Math.min(x2[k]!, x2[m]!) - Math.max(x1[k]!, x1[m]!);
+    return [cx - hw, cy - hh, cx + hw, cy + hh] as const;
+  };
+  const boxes: (readonly [number, number, number, number])[] = [];
+  for (const i of order) {
+    if (kept.length >= params.maxDet) break;
+    const group = params.agnosticNms ? -1 : candC[i]!;
+    const b = box(i);
+    const area = (b[2] - b[0]) * (b[3] - b[1]);
+    let list = keptByClass.get(group);
+    let suppressed = false;
+    for (const k of list ?? []) {
+      const o = boxes[k]!;
+      const iw = Math.min(b[2], o[2]) - Math.max(b[0], o[0]);
       if (iw <= 0) continue;
-      const ih = Math.min(y2[k]!, y2[m]!) - Math.max(y1[k]!, y1[m]!);
+      const ih = Math.min(b[3], o[3]) - Math.max(b[1], o[1]);
       if (ih <= 0) continue;
       const inter = iw * ih;
-      if (inter / (area[k]! + area[m]! - inter) > params.iou) suppressed[m] = 1;
+      if (inter / (area + (o[2] - o[0]) * (o[3] - o[1]) - inter) > params.iou) {
+        suppressed = true;
+        break;
+      }
     }
+    if (suppressed) continue;
+    if (!list) keptByClass.set(group, (list = []));
+    list.push(boxes.length);
+    boxes.push(b);
+    kept.push(i);
   }
+
+  const rows = new Float32Array(kept.length * ROW);
+  kept.forEach((i, n) => {
+    const [x1, y1, x2, y2] = boxes[n]!;
+    const r = n * ROW;
+    rows[r] = clamp((x1 - lb.left) / lb.gain, lb.srcWidth);
+    rows[r + 1] = clamp((y1 - lb.top) / lb.gain, lb.srcHeight);
+    rows[r + 2] = clamp((x2 - lb.left) / lb.gain, lb.srcWidth);
+    rows[r + 3] = clamp((y2 - lb.top) / lb.gain, lb.srcHeight);
+    rows[r + 4] = candS[i]!;
+    rows[r + 5] = candC[i]!;
+  });
+  const count = kept.length;
   return { rows: rows.subarray(0, count * ROW), count };
 }
 

@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { describeFlagIssues, FatalError, labelFlagsSchema, parseClasses } from '@detq/core';
+import { readModelMetadata } from '@detq/inference';
+import { resolveModel, runLocal, type RunSummary } from '@detq/pipeline';
+import { ProgressBar } from '../progress-bar';
+
+export function register(program: Command): void {
+  program
+    .command('label')
+    .description('Label images: a folder, file, glob, list file or s3:// prefix')
+    .argument('<input>', 'folder (recursive), image file, glob, .txt list of paths/URIs, or s3://bucket/prefix/')
+    .requiredOption('--out <output>', 'output folder or s3:// prefix')
+    .option('--model <path>', 'model file or URI (default: $DETQ_MODEL, ../shared/models/yolo11n-dyn.onnx, then the pinned download)')
+    .option('--engine <engine>', 'onnxruntime-cpu | torch | tensorrt | auto', 'onnxruntime-cpu')
+    .option('--half', 'FP16 on GPU engines')
+    .option('--conf <n>', 'confidence threshold', '0.25')
+    .option('--iou <n>', 'NMS IoU threshold', '0.7')
+    .option('--max-det <n>', 'most detections per image', '300')
+    .option('--classes <list>', 'keep only these classes (ids or names, comma-separated)')
+    .option('--agnostic-nms', 'NMS across classes')
+    .option('--multi-label', 'a box may keep several classes (as `yolo val` does)')
+    .option('--imgsz <size>', 'input size N or HxW (default: the model metadata)')
+    .option('--batch <n>', 'images per engine call', '8')
+    .option('--threads <n>', 'inference threads (default: all cores)')
+    .option('--formats <list>', 'jsonl,coco,yolo,labelstudio', 'jsonl')
+    .option('--previews <n>', 'write annotated JPEGs of the first N images', '0')
+    .option('--save-conf', 'YOLO txt: append the confidence column')
+    .option('--coco-ids <map>', 'COCO category ids: contiguous (class+1) | coco91', 'contiguous')
+    .option('--max-pixels <n>', 'refuse images above this many pixels', '100000000')
+    .option('--json', 'print the summary as JSON on stdout')
+    .action(async (input: string, raw: Record<string, unknown>) => {
+      const parsed = labelFlagsSchema.safeParse(raw);
+      if (!parsed.success) throw new FatalError('USAGE', describeFlagIssues(parsed.error));
+      const f = parsed.data;
+      let classes: number[] | undefined;
+      if (f.classes) {
+        const names = (await readModelMetadata((await resolveModel({ ...(f.model && { model: f.model }) })).path)).names;
+        try {
+          classes = parseClasses(f.classes, names);
+        } catch (err) {
+          throw new FatalError('USAGE', (err as Error).message);
+        }
+      }
+      const bar = new ProgressBar();
+      const summary = await runLocal(
+        {
+          input,
+          out: f.out,
+          ...(f.model && { model: f.model }),
+          engine: f.engine,
+          half: f.half,
+          params: { conf: f.conf, iou: f.iou, maxDet: f['max-det'], agnosticNms: f['agnostic-nms'], multiLabel: f['multi-label'], ...(classes && { classes }) },
+          ...(f.imgsz && { imgsz: f.imgsz }),
+          batch: f.batch,
+          ...(f.threads && { threads: f.threads }),
+          formats: f.formats,
+          previews: f.previews,
+          saveConf: f['save-conf'],
+          cocoIds: f['coco-ids'],
+          limits: { maxPixels: f['max-pixels'], maxBytes: 256 * 1024 * 1024 },
+        },
+        { progress: (p) => bar.update(p), notice: (line) => process.stderr.write(`detq: ${line}\n`) },
+      );
+      bar.done();
+      if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      else process.stderr.write(formatSummary(summary));
+    });
+}
+
+export function formatSummary(s: RunSummary): string {
+  const errors = Object.entries(s.errorsByCode)
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
+  return (
+    `labelled ${s.labelled}/${s.images} images, ${s.detections} detections, ${s.errors} errors${errors ? ` (${errors})` : ''}\n` +
+    `${s.imagesPerSecond.toFixed(1)} img/s in ${s.seconds.toFixed(1)} s with ${s.model.name} on ${s.model.engine} (${s.model.runtime})\n` +
+    `wrote ${s.outputs.length} files, e.g. ${s.outputs[0] ?? '-'}\n`
+  );
+}

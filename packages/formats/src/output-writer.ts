@@ -1,0 +1,113 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { FatalError, type ImageRecord, type OutputFormat } from '@detq/core';
+import { isS3Uri, joinUri, type ObjectStore } from '@detq/storage';
+import { renderCoco, type CocoIdMap } from './coco';
+import { readJsonl, recordLine } from './jsonl';
+import { renderLabelStudio } from './label-studio';
+import { renderYoloTxt, yoloLabelPath } from './yolo-txt';
+
+export interface OutputOptions {
+  /** A folder or an s3:// prefix. */
+  outUri: string;
+  formats: readonly OutputFormat[];
+  names: readonly string[];
+  store: ObjectStore;
+  /** YOLO txt: append the confidence column. */
+  saveConf?: boolean;
+  cocoIds?: CocoIdMap;
+  /** Label Studio `data.image` for a key (default: the key itself). */
+  imageUri?: (key: string) => string;
+}
+
+export const OUTPUT_FILES = {
+  jsonl: 'detections.jsonl',
+  coco: 'coco.json',
+  yolo: 'labels/',
+  labelstudio: 'labelstudio.json',
+} as const satisfies Record<OutputFormat, string>;
+
+/**
+ * Writes a run's outputs. Records stream into detections.jsonl (the canonical format, always written);
+ * finish() renders the other formats from that file, so all formats agree box for box and memory stays
+ * bounded. An s3:// output is staged in a temp folder and uploaded by finish().
+ */
+export class OutputWriter {
+  private constructor(
+    private readonly options: OutputOptions,
+    private readonly dir: string,
+    private readonly jsonl: WriteStream,
+  ) {}
+
+  static async open(options: OutputOptions): Promise<OutputWriter> {
+    const remote = isS3Uri(options.outUri);
+    try {
+      const dir = remote ? await mkdtemp(join(tmpdir(), 'detq-out-')) : options.outUri;
+      await mkdir(dir, { recursive: true });
+      const path = join(dir, OUTPUT_FILES.jsonl);
+      const jsonl = createWriteStream(path);
+      await new Promise<void>((resolve, reject) => {
+        jsonl.once('open', () => resolve());
+        jsonl.once('error', reject);
+      });
+      return new OutputWriter(options, dir, jsonl);
+    } catch (err) {
+      throw new FatalError('OUTPUT_FAILED', `cannot write to --out ${options.outUri}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async add(record: ImageRecord): Promise<void> {
+    if (!this.jsonl.write(recordLine(record))) await new Promise<void>((r) => this.jsonl.once("drain", () => r()));
+  }
+
+  /** Writes an extra file (previews, summary) under the output. */
+  async writeFile(rel: string, body: Buffer | string): Promise<void> {
+    const path = join(this.dir, rel);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, body);
+  }
+
+  /** Renders the remaining formats and, for s3:// outputs, uploads everything. Returns the files written. */
+  async finish(): Promise<string[]> {
+    await new Promise<void>((resolve, reject) => this.jsonl.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    const { formats, names } = this.options;
+    const jsonlPath = join(this.dir, OUTPUT_FILES.jsonl);
+    const records = () => readJsonl(jsonlPath);
+    try {
+      if (formats.includes('coco')) await writeChunks(join(this.dir, OUTPUT_FILES.coco), renderCoco(records, names, this.options.cocoIds));
+      if (formats.includes('labelstudio'))
+        await writeChunks(join(this.dir, OUTPUT_FILES.labelstudio), renderLabelStudio(records(), this.options.imageUri ?? ((k) => k)));
+      if (formats.includes('yolo')) {
+        await this.writeFile(join(OUTPUT_FILES.yolo, 'classes.txt'), names.map((n) => `${n}\n`).join(''));
+        for await (const r of records()) {
+          if (!r.error) await this.writeFile(join(OUTPUT_FILES.yolo, yoloLabelPath(r.key)), renderYoloTxt(r, this.options.saveConf ?? false));
+        }
+      }
+      const files = await listFiles(this.dir);
+      if (isS3Uri(this.options.outUri)) {
+        for (const rel of files) await this.options.store.put(joinUri(this.options.outUri, rel), await readFile(join(this.dir, rel)));
+        await rm(this.dir, { recursive: true, force: true });
+      }
+      return files.map((rel) => joinUri(this.options.outUri, rel));
+    } catch (err) {
+      if (err instanceof FatalError) throw err;
+      throw new FatalError('OUTPUT_FAILED', `cannot write outputs to ${this.options.outUri}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}
+
+async function writeChunks(path: string, chunks: AsyncIterable<string>): Promise<void> {
+  const out = createWriteStream(path);
+  for await (const c of chunks) if (!out.write(c)) await new Promise<void>((r) => out.once("drain", () => r()));
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+async function listFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}

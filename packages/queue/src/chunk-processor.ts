@@ -1,0 +1,82 @@
+import { UnrecoverableError, type Job } from 'bullmq';
+import { FatalError, type ImageRecord } from '@detq/core';
+import { recordLine } from '@detq/formats';
+import { labelStream, type LabelSource } from '@detq/pipeline';
+import type { ObjectStore } from '@detq/storage';
+import type { EnginePool } from './engine-pool';
+import type { IncrementalIndex } from './incremental-index';
+import type { ChunkJobData, ChunkResult } from './job-data';
+import type { JobStore } from './job-store';
+import { TransientReadTracker } from './transient-read-tracker';
+
+export interface ChunkProcessorDeps {
+  store: ObjectStore;
+  jobs: JobStore;
+  pool: EnginePool;
+  index: IncrementalIndex;
+  /** Least time between two progress writes of one chunk: progress costs O(chunks), not O(images). */
+  progressIntervalMs: number;
+}
+
+async function* sources(images: ChunkJobData['images']): AsyncGenerator<LabelSource> {
+  for (const { key, uri } of images) yield { key, uri };
+}
+
+/**
+ * Labels one chunk through the process-wide shared batcher and writes its records as ONE JSONL object
+ * at the chunk's deterministic key, so a retried or re-run chunk overwrites, never duplicates. A bad
+ * image becomes that image's error record; only storage trouble or a bad model fails the chunk.
+ */
+export class ChunkProcessor {
+  constructor(private readonly deps: ChunkProcessorDeps) {}
+
+  async process(job: Job<ChunkJobData>): Promise<ChunkResult> {
+    const d = job.data;
+    const { jobs, pool } = this.deps;
+    if ((await jobs.status(d.setId)) === 'cancelled') throw new UnrecoverableError('job cancelled');
+    const rt = await pool.acquire(d.model).catch((err: unknown) => {
+      // A model that cannot be loaded will not load on a retry either.
+      throw err instanceof FatalError ? new UnrecoverableError(err.message) : err;
+    });
+    try {
+      const input = new TransientReadTracker(this.deps.store);
+      const { imgsz: _imgsz, ...params } = d.params;
+      const records: ImageRecord[] = [];
+      let failed = 0;
+      let detections = 0;
+      let reported = Date.now();
+      const stream = labelStream(sources(d.images), {
+        store: input,
+        preparer: rt.preparer,
+        batcher: rt.batcher,
+        model: rt.model,
+        names: rt.names,
+        params,
+        window: 2 * Math.min(rt.info.maxBatch, 16),
+      });
+      for await (const { record } of stream) {
+        records.push(record);
+        if (record.error) failed++;
+        detections += record.detections.length;
+        if (Date.now() - reported >= this.deps.progressIntervalMs) {
+          reported = Date.now();
+          if ((await jobs.reportChunk(d.setId, d.index, records.length, failed)) === 'cancelled')
+            throw new UnrecoverableError('job cancelled');
+        }
+      }
+      const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - 1;
+      if (input.transient && attemptsLeft > 0)
+        throw new Error(`transient storage error, chunk will be retried: ${input.transient.message}`);
+      await this.deps.store.put(d.resultUri, records.map(recordLine).join(''), 'application/x-ndjson');
+      if (d.indexFingerprint) {
+        const labelled = d.images.filter((_, i) => !records[i]?.error);
+        await this.deps.index.record(d.indexFingerprint, labelled);
+      }
+      await jobs.reportChunk(d.setId, d.index, records.length, failed);
+      const { kind, runtimeVersion, device, precision } = rt.info;
+      return { images: records.length, failed, detections, engine: { kind, runtimeVersion, device, precision } };
+    } finally {
+      pool.release(d.model);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import type { JobParams, JobSpec } from '@detq/core';
+import type { ModelRef } from './engine-pool';
+
+/** Data of a set job. `step` lets one BullMQ job plan, wait for its chunks, then finalise. */
+export interface SetJobData {
+  id: string;
+  spec: JobSpec;
+  step?: 'plan' | 'finalise';
+  /** Set on jobs a job scheduler created: each run writes to its own folder. */
+  scheduleId?: string;
+}
+
+export interface ChunkImage {
+  /** Record key: relative to the input prefix, or the URI itself for lists. */
+  key: string;
+  uri: string;
+  etag?: string;
+}
+
+export interface ChunkJobData {
+  setId: string;
+  index: number;
+  /** The deterministic object this chunk's records go to: a retry overwrites it. */
+  resultUri: string;
+  images: ChunkImage[];
+  params: JobParams;
+  model: ModelRef;
+  /** Present for incremental jobs: labelled images are recorded under this index fingerprint. */
+  indexFingerprint?: string;
+}
+
+/** A chunk job's return value (kept by BullMQ for the finaliser). */
+export interface ChunkResult {
+  images: number;
+  failed: number;
+  detections: number;
+  engine: { kind: string; runtimeVersion: string; device: string; precision: string };
+}
+
+/** Per-image error codes the queue adds to @detq/core's IMAGE_ERROR_CODES. */
+export const QUEUE_ERROR_CODES = {
+  CHUNK_FAILED: 'the chunk holding this image failed after every retry (the message says why)',
+  CANCELLED: 'the job was cancelled before this image was labelled',
+} as const;
+
+export function chunkJobId(setId: string, index: number): string {
+  return `${setId}-c${String(index).padStart(5, '0')}`;
+}

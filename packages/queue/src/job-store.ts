@@ -1,0 +1,176 @@
+import { randomBytes, createHash } from 'node:crypto';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { TERMINAL_STATUSES, type JobSpec, type JobStatus } from '@detq/core';
+
+/** The detq-owned state of one set job (BullMQ keeps the queue mechanics, this keeps what users see). */
+export interface JobState {
+  id: string;
+  status: JobStatus;
+  spec: JobSpec;
+  /** Effective output prefix (scheduled runs get a per-run folder under the spec's). */
+  output: string;
+  createdAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Images planned so far; final once `planned` is set. */
+  total: number;
+  planned: boolean;
+  chunks: number;
+  error?: string;
+  scheduleId?: string;
+  /** Counts by chunk, summed. */
+  done: number;
+  failed: number;
+}
+
+// Moves a job to a new status unless it already ended: a cancel is never overwritten by a late worker.
+const SET_STATUS = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return 0 end
+if cur == 'completed' or cur == 'completed_with_errors' or cur == 'failed' or cur == 'cancelled' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`;
+
+export interface NewJob {
+  spec: JobSpec;
+  output: string;
+  scheduleId?: string;
+}
+
+/**
+ * Redis-side job state under the deployment prefix: a hash per job, a progress hash per job with one field
+ * per chunk (a retried chunk overwrites its own field, so counts never double), an index of jobs by
+ * creation time and idempotency keys.
+ */
+export class JobStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {
+    redis.defineCommand('detqSetStatus', { numberOfKeys: 1, lua: SET_STATUS });
+  }
+
+  key(...parts: string[]): string {
+    return [this.prefix, 'detq', ...parts].join(':');
+  }
+
+  static newId(): string {
+    // Time first so ids sort by creation; BullMQ forbids ':' in custom ids.
+    return `${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
+  }
+
+  /** Idempotency keys map to a fixed id, so the same key can only ever create one job. */
+  static idFor(idempotencyKey: string): string {
+    return `k${createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 24)}`;
+  }
+
+  /** Creates the job's state; false when a job with this id already exists. */
+  async create(id: string, job: NewJob, now = Date.now()): Promise<boolean> {
+    const key = this.key('job', id);
+    if (!(await this.redis.hsetnx(key, 'id', id))) return false;
+    await this.redis
+      .multi()
+      .hset(key, {
+        status: 'queued',
+        spec: JSON.stringify(job.spec),
+        output: job.output,
+        createdAt: now,
+        total: 0,
+        planned: 0,
+        chunks: 0,
+        ...(job.scheduleId && { scheduleId: job.scheduleId }),
+      })
+      .zadd(this.key('jobs'), now, id)
+      .exec();
+    return true;
+  }
+
+  async setStatus(id: string, status: JobStatus, fields: Record<string, string | number> = {}): Promise<boolean> {
+    const args = Object.entries({ status, ...fields }).flat().map(String);
+    const cmd = (this.redis as unknown as { detqSetStatus(key: string, ...args: string[]): Promise<number> }).detqSetStatus;
+    return (await cmd.call(this.redis, this.key('job', id), ...args)) === 1;
+  }
+
+  async setFields(id: string, fields: Record<string, string | number>): Promise<void> {
+    await this.redis.hset(this.key('job', id), fields);
+  }
+
+  async status(id: string): Promise<JobStatus | undefined> {
+    return ((await this.redis.hget(this.key('job', id), 'status')) ?? undefined) as JobStatus | undefined;
+  }
+
+  /**
+   * Records a chunk's counts and reads the job status in one round trip: the chunk's progress write
+   * doubles as its cancellation check.
+   */
+  reportChunk(id: string, chunk: number, done: number, failed: number): Promise<JobStatus | undefined> {
+    return this.writeAndReadStatus(id, (p) => p.hset(this.key('job', id, 'progress'), `c${chunk}`, `${done},${failed}`));
+  }
+
+  /** Records planning progress and reads the status in one round trip, so planning stops on cancel. */
+  async recordPlanned(id: string, total: number, chunks: number): Promise<JobStatus | undefined> {
+    return this.writeAndReadStatus(id, (p) => p.hset(this.key('job', id), { total, chunks }));
+  }
+
+  private async writeAndReadStatus(id: string, write: (p: ChainableCommander) => ChainableCommander): Promise<JobStatus | undefined> {
+    const res = (await write(this.redis.pipeline()).hget(this.key('job', id), 'status').exec()) ?? [];
+    for (const [err] of res) if (err) throw err;
+    return (res[1]?.[1] ?? undefined) as JobStatus | undefined;
+  }
+
+  async get(id: string): Promise<JobState | undefined> {
+    const res = await this.redis.pipeline().hgetall(this.key('job', id)).hvals(this.key('job', id, 'progress')).exec();
+    const h = (res?.[0]?.[1] ?? {}) as Record<string, string>;
+    if (!h.id) return undefined;
+    let done = 0;
+    let failed = 0;
+    for (const v of (res?.[1]?.[1] ?? []) as string[]) {
+      const [d, f] = v.split(',').map(Number);
+      done += d ?? 0;
+      failed += f ?? 0;
+    }
+    const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+    return {
+      id: h.id,
+      status: h.status as JobStatus,
+      spec: JSON.parse(h.spec ?? '{}') as JobSpec,
+      output: h.output ?? '',
+      createdAt: Number(h.createdAt),
+      ...(h.startedAt && { startedAt: num(h.startedAt) }),
+      ...(h.finishedAt && { finishedAt: num(h.finishedAt) }),
+      total: Number(h.total ?? 0),
+      planned: h.planned === '1',
+      chunks: Number(h.chunks ?? 0),
+      ...(h.error && { error: h.error }),
+      ...(h.scheduleId && { scheduleId: h.scheduleId }),
+      done,
+      failed,
+    };
+  }
+
+  /** Newest first; `cursor` is the createdAt (ms) to continue below. */
+  async list(options: { status?: JobStatus; limit: number; cursor?: number }): Promise<{ jobs: JobState[]; next?: number }> {
+    const jobs: JobState[] = [];
+    let max = options.cursor === undefined ? '+inf' : `(${options.cursor}`;
+    // Pages of ids until `limit` jobs match the filter; the filter is applied here, not in Redis.
+    for (;;) {
+      const page = await this.redis.zrevrangebyscore(this.key('jobs'), max, '-inf', 'WITHSCORES', 'LIMIT', 0, 100);
+      if (page.length === 0) return { jobs };
+      for (let i = 0; i < page.length; i += 2) {
+        const job = await this.get(page[i]!);
+        max = `(${page[i + 1]}`;
+        if (job && (!options.status || job.status === options.status)) jobs.push(job);
+        if (jobs.length === options.limit) return { jobs, next: Number(page[i + 1]) };
+      }
+    }
+  }
+
+  /** Marks a job cancelled; false when it had already ended (or does not exist). */
+  cancel(id: string): Promise<boolean> {
+    return this.setStatus(id, 'cancelled', { finishedAt: Date.now(), error: 'cancelled by request' });
+  }
+
+  static isTerminal(status: JobStatus): boolean {
+    return TERMINAL_STATUSES.includes(status);
+  }
+}

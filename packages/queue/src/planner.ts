@@ -1,0 +1,126 @@
+import type { Job, Queue } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
+import picomatch from 'picomatch';
+import { s3UriSchema, type JobSpec } from '@detq/core';
+import { isImageName } from '@detq/pipeline';
+import { joinUri, type ObjectStore } from '@detq/storage';
+import { chunkJobId, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
+import type { IncrementalIndex } from './incremental-index';
+import type { JobStore } from './job-store';
+import type { ModelRef } from './engine-pool';
+
+export interface PlanResult {
+  /** Images listed, before incremental skipping. */
+  listed: number;
+  /** Images put into chunks. */
+  total: number;
+  chunks: number;
+  cancelled: boolean;
+}
+
+export interface PlannerDeps {
+  store: ObjectStore;
+  jobs: JobStore;
+  chunks: Queue<ChunkJobData>;
+  index: IncrementalIndex;
+  /** Chunk job attempts (transient failures are retried with exponential backoff). */
+  attempts: number;
+}
+
+/**
+ * Lists a job's input page by page and adds one chunk job per `chunkSize` images as children of the set
+ * job. Only one chunk's worth of images is held at a time, so a 100k-object prefix plans in bounded
+ * memory. Chunk job ids and result keys are deterministic: a planner re-run after a crash re-adds the
+ * same chunks (BullMQ ignores existing ids) instead of duplicating them.
+ */
+export class Planner {
+  constructor(private readonly deps: PlannerDeps) {}
+
+  async plan(job: Job<SetJobData>, output: string, model: ModelRef, indexFingerprint?: string): Promise<PlanResult> {
+    const { spec, id } = job.data;
+    const result: PlanResult = { listed: 0, total: 0, chunks: 0, cancelled: false };
+    let batch: ChunkImage[] = [];
+    const flush = async () => {
+      const images = indexFingerprint ? await this.deps.index.unseen(indexFingerprint, batch) : batch;
+      batch = [];
+      if (images.length === 0) return;
+      const index = result.chunks++;
+      result.total += images.length;
+      const data: ChunkJobData = {
+        setId: id,
+        index,
+        resultUri: joinUri(output, `chunks/${String(index).padStart(5, '0')}.jsonl`),
+        images,
+        params: spec.params,
+        model,
+        ...(indexFingerprint && { indexFingerprint }),
+      };
+      await this.deps.chunks.add('chunk', data, {
+        jobId: chunkJobId(id, index),
+        parent: { id: job.id!, queue: job.queueQualifiedName },
+        // A chunk that fails for good is reported by the finaliser; it must not fail the whole set.
+        ignoreDependencyOnFailure: true,
+        attempts: this.deps.attempts,
+        backoff: { type: 'exponential', delay: 1000 },
+        ...(spec.priority && { priority: spec.priority }),
+        removeOnComplete: { age: 7 * 86400 },
+        removeOnFail: { age: 7 * 86400 },
+      });
+      const status = await this.deps.jobs.recordPlanned(id, result.total, result.chunks);
+      if (status === 'cancelled') result.cancelled = true;
+    };
+    for await (const image of this.images(spec)) {
+      result.listed++;
+      batch.push(image);
+      if (batch.length >= spec.chunkSize) {
+        await flush();
+        if (result.cancelled) return result;
+      }
+    }
+    await flush();
+    return result;
+  }
+
+  /** The input's images in a stable order (so re-planning yields the same chunks). */
+  private async *images(spec: JobSpec): AsyncGenerator<ChunkImage> {
+    const { input } = spec;
+    if (input.uri !== undefined) {
+      const prefix = input.uri.endsWith('/') ? input.uri : `${input.uri}/`;
+      // Without include patterns, the same extension filter as `detq label`; refused formats stay listed
+      // so they get an error record instead of vanishing.
+      const include = input.include?.length ? picomatch(input.include, { dot: true }) : (key: string) => isImageName(key);
+      const exclude = input.exclude?.length ? picomatch(input.exclude, { dot: true }) : () => false;
+      for await (const e of this.deps.store.list(prefix)) {
+        const key = e.uri.slice(prefix.length);
+        if (include(key) && !exclude(key)) yield { key, uri: e.uri, ...(e.etag && { etag: e.etag }) };
+      }
+    } else if (input.images !== undefined) {
+      for (const uri of input.images) yield { key: uri, uri };
+    } else if (input.manifest !== undefined) {
+      yield* this.manifest(input.manifest);
+    }
+  }
+
+  /** A .jsonl manifest has one `"s3://…"` or `{"uri": "s3://…"}` a line; a .csv has the URI first. */
+  private async *manifest(uri: string): AsyncGenerator<ChunkImage> {
+    const text = (await this.deps.store.get(uri)).toString('utf8');
+    const jsonl = /\.jsonl$/i.test(uri);
+    let n = 0;
+    for (const raw of text.split(/\r?\n/)) {
+      n++;
+      const line = raw.trim();
+      if (!line) continue;
+      let value: unknown;
+      try {
+        value = jsonl ? JSON.parse(line) : line.split(',')[0]!.trim().replace(/^"|"$/g, '');
+      } catch {
+        throw new UnrecoverableError(`manifest ${uri} line ${n}: not JSON`);
+      }
+      const image = typeof value === 'object' && value !== null ? (value as { uri?: unknown }).uri : value;
+      if (!jsonl && n === 1 && image === 'uri') continue;
+      const parsed = s3UriSchema.safeParse(image);
+      if (!parsed.success) throw new UnrecoverableError(`manifest ${uri} line ${n}: ${parsed.error.issues[0]?.message}`);
+      yield { key: parsed.data, uri: parsed.data };
+    }
+  }
+}
