@@ -1,0 +1,13 @@
+// What module.cc needs from the TensorRT backend when it is compiled in.
+#pragma once
+
+#include <napi.h>
+
+#include "trt_logging.h"
+
+namespace detq {
+
+// buildTensorRtEngine(options) -> Promise<{ path, key, seconds }>; the build runs on its own thread.
+Napi::Value BuildTensorRtEngine(const Napi::CallbackInfo& info);
+
+}  // namespace detq

@@ -1,0 +1,122 @@
+// LibTorch backend: a TorchScript traced on CUDA (yolo export format=torchscript device=0), loaded once
+// per device and shared; each execution context runs it on its own CUDA stream. FP16 converts the
+// module (.half()) and feeds it half input straight from the letterbox kernel.
+#include <ATen/Context.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/script.h>
+
+#include <regex>
+#include <stdexcept>
+
+#include "../core/backend.h"
+
+namespace detq {
+namespace {
+
+// The network input size Ultralytics records in the export's config.txt ("imgsz": [h, w]).
+std::pair<int, int> exportedImgsz(const std::string& config) {
+  std::smatch m;
+  static const std::regex imgsz(R"x("imgsz"\s*:\s*\[\s*(\d+)\s*,\s*(\d+)\s*\])x");
+  if (std::regex_search(config, m, imgsz)) return {std::stoi(m[1]), std::stoi(m[2])};
+  return {640, 640};
+}
+
+class TorchModel;
+
+class TorchInstance : public InstanceState {
+ public:
+  explicit TorchInstance(TorchModel& model) : model_(model) {}
+  RawOutput run(const void* input, int batch, cudaStream_t stream) override;
+
+ private:
+  TorchModel& model_;  // the pipeline holding this instance also holds the model
+  at::Tensor output_;  // kept alive until the next run: post-processing reads it on the same stream
+};
+
+class TorchModel : public ModelState {
+ public:
+  explicit TorchModel(const LoadOptions& o) {
+    c10::cuda::CUDAGuard deviceGuard(static_cast<c10::DeviceIndex>(o.device));
+    torch::jit::ExtraFilesMap extra{{"config.txt", ""}};
+    try {
+      module_ = torch::jit::load(o.path, torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device)), extra);
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("cannot load TorchScript '" + o.path + "': " + e.what_without_backtrace());
+    }
+    module_.eval();
+    if (o.half) module_.to(torch::kHalf);
+    // Fixed input shapes per batch size: let cuDNN pick its fastest convolution algorithms.
+    at::globalContext().setBenchmarkCuDNN(true);
+
+    const auto [h, w] = exportedImgsz(extra["config.txt"]);
+    info_.backend = "torch";
+    info_.runtimeVersion = std::string("libtorch ") + DETQ_TORCH_VERSION;
+    info_.device = deviceName(o.device);
+    info_.deviceIndex = o.device;
+    info_.inputWidth = o.inputWidth > 0 ? o.inputWidth : w;
+    info_.inputHeight = o.inputHeight > 0 ? o.inputHeight : h;
+    info_.maxBatch = o.maxBatch;
+    info_.precision = o.half ? Precision::kFp16 : Precision::kFp32;
+    info_.inputType = o.half ? DType::kFloat16 : DType::kFloat32;
+    half_ = o.half;
+
+    // Warm-up: the TorchScript profiling executor optimises after its first runs, and the output
+    // shape tells the number of classes and anchors.
+    auto stream = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(o.device));
+    c10::cuda::CUDAStreamGuard streamGuard(stream);
+    c10::InferenceMode inference;
+    at::Tensor probe = torch::full({1, 3, info_.inputHeight, info_.inputWidth}, 114.0 / 255.0,
+                                   torch::TensorOptions().dtype(half_ ? torch::kHalf : torch::kFloat).device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device)));
+    at::Tensor out;
+    for (int i = 0; i < 3; ++i) out = forward(probe);
+    stream.synchronize();
+    if (out.dim() != 3) throw std::runtime_error("unexpected TorchScript output rank " + std::to_string(out.dim()) + " (expected [batch, 4+classes, anchors])");
+    info_.outputRows = static_cast<int>(out.size(1));
+    info_.anchors = static_cast<int>(out.size(2));
+  }
+
+  std::unique_ptr<InstanceState> createInstance() override { return std::make_unique<TorchInstance>(*this); }
+
+  // Ultralytics exports return the head output, sometimes inside a tuple.
+  at::Tensor forward(const at::Tensor& input) {
+    torch::jit::IValue out = module_.forward({input});
+    at::Tensor t = out.isTuple() ? out.toTupleRef().elements().at(0).toTensor() : out.toTensor();
+    return t.contiguous();
+  }
+  bool half() const { return half_; }
+
+ private:
+  torch::jit::Module module_;  // forward() is reentrant, so contexts share one module
+  bool half_ = false;
+};
+
+RawOutput TorchInstance::run(const void* input, int batch, cudaStream_t stream) {
+  const ModelInfo& info = model_.info();
+  const auto device = static_cast<c10::DeviceIndex>(info.deviceIndex);
+  try {
+    c10::cuda::CUDAStreamGuard streamGuard(c10::cuda::getStreamFromExternal(stream, device));
+    c10::InferenceMode inference;
+    auto options = torch::TensorOptions().dtype(model_.half() ? torch::kHalf : torch::kFloat).device(torch::kCUDA, device);
+    at::Tensor in = torch::from_blob(const_cast<void*>(input), {batch, 3, info.inputHeight, info.inputWidth}, options);
+    output_ = model_.forward(in);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(std::string("torch inference failed: ") + e.what_without_backtrace());
+  }
+  const DType type = output_.scalar_type() == torch::kHalf ? DType::kFloat16 : DType::kFloat32;
+  if (output_.scalar_type() != torch::kHalf && output_.scalar_type() != torch::kFloat)
+    throw std::runtime_error("unexpected TorchScript output dtype");
+  return RawOutput{output_.data_ptr(), type, static_cast<int>(output_.size(1)), static_cast<int>(output_.size(2))};
+}
+
+}  // namespace
+
+std::shared_ptr<ModelState> loadTorchModel(const LoadOptions& options) {
+  try {
+    return std::make_shared<TorchModel>(options);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(std::string("torch backend: ") + e.what_without_backtrace());
+  }
+}
+
+}  // namespace detq
