@@ -38,7 +38,7 @@ export const jobOutputSchema = z.strictObject({
 });
 
 export const jobModelSchema = z.strictObject({
-  uri: z.string().regex(/^(s3:\/\/|\/)/, 'must be an s3:// URI or a path on the workers').max(1024),
+  uri: s3UriSchema,
   sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
 });
 

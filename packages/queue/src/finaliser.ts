@@ -4,7 +4,7 @@ import { OutputWriter, OUTPUT_FILES } from '@detq/formats';
 import { errorRecord } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import type { LabelRuntime } from './engine-pool';
-import { chunkJobId, type ChunkJobData, type ChunkResult, type SetJobData } from './job-data';
+import { chunkJobId, chunkResultKey, type ChunkJobData, type ChunkResult, type SetJobData } from './job-data';
 import type { JobState, JobStore } from './job-store';
 
 export interface FinaliserDeps {
@@ -48,7 +48,8 @@ export class Finaliser {
 
   async finalise(job: Job<SetJobData>, state: JobState, runtime: LabelRuntime): Promise<Summary> {
     const { store, chunks } = this.deps;
-    const { spec, id } = job.data;
+    const { spec } = job.data;
+    const id = job.id!;
     const failures = await job.getIgnoredChildrenFailures();
     const failedById = new Map(Object.entries(failures).map(([key, reason]) => [key.slice(key.lastIndexOf(':') + 1), reason]));
     const results = Object.values(await job.getChildrenValues<ChunkResult>());
@@ -66,7 +67,7 @@ export class Finaliser {
     let model: ImageRecord['model'] | undefined;
     for (let index = 0; index < state.chunks; index++) {
       const chunkId = chunkJobId(id, index);
-      const resultRel = `chunks/${String(index).padStart(5, '0')}.jsonl`;
+      const resultRel = chunkResultKey(index);
       const reason = failedById.get(chunkId);
       const records =
         reason === undefined

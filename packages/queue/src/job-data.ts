@@ -3,7 +3,6 @@ import type { ModelRef } from './engine-pool';
 
 /** Data of a set job. `step` lets one BullMQ job plan, wait for its chunks, then finalise. */
 export interface SetJobData {
-  id: string;
   spec: JobSpec;
   step?: 'plan' | 'finalise';
   /** Set on jobs a job scheduler created: each run writes to its own folder. */
@@ -44,5 +43,11 @@ export const QUEUE_ERROR_CODES = {
 } as const;
 
 export function chunkJobId(setId: string, index: number): string {
-  return `${setId}-c${String(index).padStart(5, '0')}`;
+  // Scheduler-made set ids contain ':', which BullMQ forbids in custom ids.
+  return `${setId.replaceAll(':', '_')}-c${String(index).padStart(5, '0')}`;
+}
+
+/** The object a chunk's records go to, relative to the job's output prefix. */
+export function chunkResultKey(index: number): string {
+  return `chunks/${String(index).padStart(5, '0')}.jsonl`;
 }

@@ -4,7 +4,7 @@ import picomatch from 'picomatch';
 import { s3UriSchema, type JobSpec } from '@detq/core';
 import { isImageName } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
-import { chunkJobId, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
+import { chunkJobId, chunkResultKey, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
 import type { IncrementalIndex } from './incremental-index';
 import type { JobStore } from './job-store';
 import type { ModelRef } from './engine-pool';
@@ -37,7 +37,8 @@ export class Planner {
   constructor(private readonly deps: PlannerDeps) {}
 
   async plan(job: Job<SetJobData>, output: string, model: ModelRef, indexFingerprint?: string): Promise<PlanResult> {
-    const { spec, id } = job.data;
+    const { spec } = job.data;
+    const id = job.id!;
     const result: PlanResult = { listed: 0, total: 0, chunks: 0, cancelled: false };
     let batch: ChunkImage[] = [];
     const flush = async () => {
@@ -49,7 +50,7 @@ export class Planner {
       const data: ChunkJobData = {
         setId: id,
         index,
-        resultUri: joinUri(output, `chunks/${String(index).padStart(5, '0')}.jsonl`),
+        resultUri: joinUri(output, chunkResultKey(index)),
         images,
         params: spec.params,
         model,

@@ -1,0 +1,127 @@
+import { Worker } from 'bullmq';
+import {
+  CHUNK_QUEUE,
+  ChunkProcessor,
+  connectRedis,
+  DetqQueues,
+  EnginePool,
+  Finaliser,
+  Planner,
+  queueConfigFromEnv,
+  SET_QUEUE,
+  SetProcessor,
+  webhookHostsFromEnv,
+  type ChunkJobData,
+  type QueueConfig,
+  type SetJobData,
+} from '@detq/queue';
+import { RoutingStore, type ObjectStore } from '@detq/storage';
+
+export interface WorkerSettings {
+  queue: QueueConfig;
+  /** Chunk jobs processed at once; their frames all meet in one batcher. */
+  concurrency: number;
+  maxBatch: number;
+  maxWaitMs: number;
+  /** ONNX Runtime intra-op threads (default: every core). */
+  threads?: number;
+  progressIntervalMs: number;
+  /** BullMQ lock: a killed worker's chunk is retried by another once it lapses. */
+  lockDurationMs: number;
+  /** Chunk attempts before the chunk is reported as failed. */
+  attempts: number;
+  webhookHosts: string[];
+}
+
+const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number.parseInt(v, 10));
+
+export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  return {
+    queue: queueConfigFromEnv(env),
+    concurrency: int(env.DETQ_WORKER_CONCURRENCY, 2),
+    maxBatch: int(env.DETQ_MAX_BATCH, 8),
+    maxWaitMs: int(env.DETQ_MAX_WAIT_MS, 20),
+    ...(env.DETQ_THREADS && { threads: int(env.DETQ_THREADS, 0) }),
+    progressIntervalMs: int(env.DETQ_PROGRESS_MS, 2000),
+    lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
+    attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
+    webhookHosts: webhookHostsFromEnv(env),
+  };
+}
+
+export interface DetqWorker {
+  readonly pool: EnginePool;
+  readonly queues: DetqQueues;
+  /** Drains: takes no new chunks, lets the active ones (and their batches) finish, then disposes the engines. */
+  close(): Promise<void>;
+}
+
+/**
+ * A `detq worker`: a BullMQ worker for chunk jobs and one for set jobs (planning and finalising), one
+ * shared engine pool. The default model is loaded before any job is taken, so a bad model fails the
+ * process at start instead of failing jobs.
+ */
+export async function createWorker(
+  settings: WorkerSettings = workerSettingsFromEnv(),
+  options: { store?: ObjectStore; log?: (line: string) => void } = {},
+): Promise<DetqWorker> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const store = options.store ?? new RoutingStore();
+  const pool = new EnginePool({
+    store,
+    maxBatch: settings.maxBatch,
+    maxWaitMs: settings.maxWaitMs,
+    ...(settings.threads && { threads: settings.threads }),
+  });
+  const rt = await pool.acquire();
+  pool.release();
+  log(`detq worker: ${rt.model.name} on ${rt.info.kind} (${rt.info.device}), concurrency ${settings.concurrency}`);
+
+  const queues = new DetqQueues(settings.queue);
+  const chunkProcessor = new ChunkProcessor({
+    store,
+    jobs: queues.jobs,
+    pool,
+    index: queues.index,
+    progressIntervalMs: settings.progressIntervalMs,
+  });
+  const setProcessor = new SetProcessor({
+    jobs: queues.jobs,
+    planner: new Planner({ store, jobs: queues.jobs, chunks: queues.chunks, index: queues.index, attempts: settings.attempts }),
+    finaliser: new Finaliser({ store, jobs: queues.jobs, chunks: queues.chunks }),
+    pool,
+    webhookHosts: settings.webhookHosts,
+    log,
+  });
+  const common = {
+    prefix: settings.queue.prefix,
+    lockDuration: settings.lockDurationMs,
+    stalledInterval: settings.lockDurationMs,
+    // A chunk whose worker died twice is still retried once more before it counts as failed.
+    maxStalledCount: 2,
+  };
+  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, (job) => chunkProcessor.process(job), {
+    ...common,
+    connection: connectRedis(settings.queue.redisUrl),
+    concurrency: settings.concurrency,
+  });
+  const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
+    ...common,
+    connection: connectRedis(settings.queue.redisUrl),
+    concurrency: 2,
+  });
+  for (const w of [chunkWorker, setWorker]) {
+    w.on('failed', (job, err) => log(`${w.name} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
+    w.on('error', (err) => log(`${w.name} worker error: ${err.message}`));
+  }
+  return {
+    pool,
+    queues,
+    async close() {
+      await Promise.all([chunkWorker.close(), setWorker.close()]);
+      await pool.close();
+      await queues.close();
+      if (store instanceof RoutingStore) store.close();
+    },
+  };
+}

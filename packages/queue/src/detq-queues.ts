@@ -1,0 +1,30 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CHUNK_QUEUE, connectRedis, SET_QUEUE, type QueueConfig } from './config';
+import { IncrementalIndex } from './incremental-index';
+import type { ChunkJobData, SetJobData } from './job-data';
+import { JobStore } from './job-store';
+
+/** The Redis-side handles a process needs: both BullMQ queues and detq's own state, on one connection. */
+export class DetqQueues {
+  readonly sets: Queue<SetJobData>;
+  readonly chunks: Queue<ChunkJobData>;
+  readonly jobs: JobStore;
+  readonly index: IncrementalIndex;
+
+  constructor(
+    readonly config: QueueConfig,
+    readonly redis: Redis = connectRedis(config.redisUrl),
+  ) {
+    const opts = { connection: redis, prefix: config.prefix };
+    this.sets = new Queue<SetJobData>(SET_QUEUE, opts);
+    this.chunks = new Queue<ChunkJobData>(CHUNK_QUEUE, opts);
+    this.jobs = new JobStore(redis, config.prefix);
+    this.index = new IncrementalIndex(redis, config.prefix);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.sets.close(), this.chunks.close()]);
+    await this.redis.quit().catch(() => undefined);
+  }
+}
