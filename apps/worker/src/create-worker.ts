@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import {
   CHUNK_QUEUE,
@@ -31,6 +32,8 @@ export interface WorkerSettings {
   /** Chunk attempts before the chunk is reported as failed. */
   attempts: number;
   webhookHosts: string[];
+  /** How often batch statistics go to Redis for /metrics. */
+  statsIntervalMs: number;
 }
 
 const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number.parseInt(v, 10));
@@ -46,6 +49,7 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
     webhookHosts: webhookHostsFromEnv(env),
+    statsIntervalMs: int(env.DETQ_STATS_MS, 10_000),
   };
 }
 
@@ -87,6 +91,7 @@ export async function createWorker(
   });
   const setProcessor = new SetProcessor({
     jobs: queues.jobs,
+    metrics: queues.metrics,
     planner: new Planner({ store, jobs: queues.jobs, chunks: queues.chunks, index: queues.index, attempts: settings.attempts }),
     finaliser: new Finaliser({ store, jobs: queues.jobs, chunks: queues.chunks }),
     pool,
@@ -114,10 +119,15 @@ export async function createWorker(
     w.on('failed', (job, err) => log(`${w.name} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
     w.on('error', (err) => log(`${w.name} worker error: ${err.message}`));
   }
+  const workerId = `${hostname()}:${process.pid}`;
+  const report = async () => queues.metrics.reportWorker(workerId, { ...(await pool.stats()), at: Date.now() });
+  const reporter = setInterval(() => void report().catch(() => undefined), settings.statsIntervalMs);
+  reporter.unref();
   return {
     pool,
     queues,
     async close() {
+      clearInterval(reporter);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
       await pool.close();
       await queues.close();

@@ -4,6 +4,7 @@ import { CHUNK_QUEUE, connectRedis, SET_QUEUE, type QueueConfig } from './config
 import { IncrementalIndex } from './incremental-index';
 import type { ChunkJobData, SetJobData } from './job-data';
 import { JobStore } from './job-store';
+import { MetricsStore } from './metrics-store';
 
 /** The Redis-side handles a process needs: both BullMQ queues and detq's own state, on one connection. */
 export class DetqQueues {
@@ -11,6 +12,7 @@ export class DetqQueues {
   readonly chunks: Queue<ChunkJobData>;
   readonly jobs: JobStore;
   readonly index: IncrementalIndex;
+  readonly metrics: MetricsStore;
 
   constructor(
     readonly config: QueueConfig,
@@ -21,6 +23,7 @@ export class DetqQueues {
     this.chunks = new Queue<ChunkJobData>(CHUNK_QUEUE, opts);
     this.jobs = new JobStore(redis, config.prefix);
     this.index = new IncrementalIndex(redis, config.prefix);
+    this.metrics = new MetricsStore(redis, this.jobs);
   }
 
   async close(): Promise<void> {

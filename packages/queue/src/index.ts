@@ -12,3 +12,4 @@ export * from './schedule-client';
 export * from './set-processor';
 export * from './transient-read-tracker';
 export * from './webhook';
+export * from './metrics-store';

@@ -6,11 +6,13 @@ import type { Finaliser, Summary } from './finaliser';
 import { IncrementalIndex } from './incremental-index';
 import type { SetJobData } from './job-data';
 import type { JobStore } from './job-store';
+import type { MetricsStore } from './metrics-store';
 import type { Planner } from './planner';
 import { sendWebhook } from './webhook';
 
 export interface SetProcessorDeps {
   jobs: JobStore;
+  metrics: MetricsStore;
   planner: Planner;
   finaliser: Finaliser;
   pool: EnginePool;
@@ -62,6 +64,7 @@ export class SetProcessor {
       const state = (await jobs.get(id))!;
       const summary = await this.withRuntime(model, (rt) => this.deps.finaliser.finalise(job, state, rt));
       await jobs.setStatus(id, summary.status, { finishedAt: Date.now() });
+      await this.deps.metrics.recordErrors(summary.errorsByCode);
       if (spec.webhook)
         await sendWebhook(spec.webhook.url, summary, this.deps.webhookHosts).catch((err: unknown) =>
           this.deps.log(`job ${id}: webhook failed: ${(err as Error).message}`),

@@ -1,0 +1,66 @@
+import type { Redis } from 'ioredis';
+import { jobStatusSchema, type JobStatus } from '@detq/core';
+import type { JobStore } from './job-store';
+
+export interface WorkerStats {
+  batches: number;
+  frames: number;
+  fill: number;
+  /** ms since epoch of the report. */
+  at: number;
+}
+
+/**
+ * The few numbers /metrics needs that live in workers: each worker reports its batcher counters every
+ * few seconds (O(workers) commands, not O(images)), finalisers add per-job error counts by code.
+ */
+export class MetricsStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly jobs: JobStore,
+  ) {}
+
+  async reportWorker(workerId: string, stats: WorkerStats): Promise<void> {
+    await this.redis.hset(this.jobs.key('workers'), workerId, JSON.stringify(stats));
+  }
+
+  /** Workers that reported within `maxAgeMs` (older entries are dropped). */
+  async workers(maxAgeMs = 60_000, now = Date.now()): Promise<Record<string, WorkerStats>> {
+    const all = await this.redis.hgetall(this.jobs.key('workers'));
+    const live: Record<string, WorkerStats> = {};
+    const stale: string[] = [];
+    for (const [id, json] of Object.entries(all)) {
+      const s = JSON.parse(json) as WorkerStats;
+      if (now - s.at <= maxAgeMs) live[id] = s;
+      else stale.push(id);
+    }
+    if (stale.length) await this.redis.hdel(this.jobs.key('workers'), ...stale);
+    return live;
+  }
+
+  async recordErrors(errorsByCode: Record<string, number>): Promise<void> {
+    const entries = Object.entries(errorsByCode);
+    if (entries.length === 0) return;
+    const p = this.redis.pipeline();
+    for (const [code, n] of entries) p.hincrby(this.jobs.key('errors'), code, n);
+    await p.exec();
+  }
+
+  async errors(): Promise<Record<string, number>> {
+    const all = await this.redis.hgetall(this.jobs.key('errors'));
+    return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, Number(v)]));
+  }
+
+  /** Jobs by status over the most recent `limit` jobs (bounded work per scrape). */
+  async statusCounts(limit = 1000): Promise<{ counts: Record<JobStatus, number>; imagesPerSecond: number }> {
+    const counts = Object.fromEntries(jobStatusSchema.options.map((s) => [s, 0])) as Record<JobStatus, number>;
+    const { jobs } = await this.jobs.list({ limit });
+    let imagesPerSecond = 0;
+    const now = Date.now();
+    for (const j of jobs) {
+      counts[j.status]++;
+      if (j.status === 'running' && j.startedAt) imagesPerSecond += j.done / Math.max(1, (now - j.startedAt) / 1000);
+    }
+    return { counts, imagesPerSecond };
+  }
+}
