@@ -1,0 +1,145 @@
+/**
+ * @detq/native: where the compiled addon lives and the shape of what it exports. Loading it (with
+ * one actionable error when it is missing) is @detq/inference's native-loader.
+ */
+import { fileURLToPath } from 'node:url';
+
+/** `npm run build:native` writes the addon here (cmake-js --out native/build, Release config). */
+export const addonPath = fileURLToPath(new URL('../build/Release/detq_native.node', import.meta.url));
+
+export interface NativeBuildInfo {
+  /** CUDA toolkit the addon was compiled with, e.g. '13.0'. */
+  cudaToolkit: string;
+  /** LibTorch version when the torch backend is compiled in. */
+  torch: string | null;
+  /** TensorRT library version when the tensorrt backend is compiled in. */
+  tensorrt: string | null;
+}
+
+export interface NativeCudaInfo {
+  runtimeVersion: string;
+  driverVersion: string | null;
+  devices: { index: number; name: string; computeCapability: string; totalMemoryBytes: number; multiprocessors: number }[];
+  /** Why no device is usable, when none is. */
+  error?: string;
+}
+
+/** One image for the GPU: uint8 RGB HWC at its own size plus its letterbox geometry (computeLetterbox). */
+export interface NativeFrame {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+  resizedWidth: number;
+  resizedHeight: number;
+  left: number;
+  top: number;
+  gain: number;
+}
+
+export interface NativeLetterbox {
+  srcWidth: number;
+  srcHeight: number;
+  resizedWidth: number;
+  resizedHeight: number;
+  left: number;
+  top: number;
+  gain: number;
+}
+
+export interface NativeDetectParams {
+  conf: number;
+  iou: number;
+  maxDet: number;
+  agnosticNms: boolean;
+  multiLabel: boolean;
+  classes?: number[];
+}
+
+export interface NativeDetections {
+  rows: Float32Array;
+  count: number;
+}
+
+export interface NativeModelInfo {
+  backend: 'torch' | 'tensorrt';
+  runtimeVersion: string;
+  device: string;
+  deviceIndex: number;
+  inputWidth: number;
+  inputHeight: number;
+  maxBatch: number;
+  precision: 'fp32' | 'fp16' | 'int8';
+  inputType: 'float32' | 'float16';
+  numClasses: number;
+  anchors: number;
+}
+
+/** An execution context: its own thread, CUDA stream and buffers. Calls queue; each settles in order. */
+export interface NativeContext {
+  infer(frames: NativeFrame[], params: NativeDetectParams): Promise<NativeDetections[]>;
+  /** Engine-only timing from device-resident synthetic images; milliseconds per batch. */
+  benchmark(batch: number, iterations: number, srcWidth: number, srcHeight: number, params: NativeDetectParams): Promise<Float64Array>;
+  /** Finishes queued work, frees the GPU resources on the context thread and joins it. */
+  dispose(): Promise<void>;
+}
+
+/** A model-less context for checking the CUDA kernels against the CPU path. */
+export interface NativeKernels {
+  /** Letterboxed network input as float32 NCHW (FP16 output converted back when `half`). */
+  letterbox(frames: NativeFrame[], width: number, height: number, half: boolean): Promise<Float32Array>;
+  /** GPU decode + NMS of raw head outputs [batch, rows, anchors]. */
+  postprocess(raw: Float32Array, batch: number, rows: number, anchors: number, letterboxes: NativeLetterbox[], params: NativeDetectParams): Promise<NativeDetections[]>;
+  dispose(): Promise<void>;
+}
+
+export interface NativeModel {
+  readonly info: NativeModelInfo;
+  createContext(): NativeContext;
+}
+
+export interface NativeLoadOptions {
+  backend: 'torch' | 'tensorrt';
+  path: string;
+  device?: number;
+  half?: boolean;
+  maxBatch?: number;
+  inputWidth?: number;
+  inputHeight?: number;
+}
+
+export interface TensorRtBuildOptions {
+  onnxPath: string;
+  outputPath: string;
+  modelSha256: string;
+  precision: 'fp32' | 'fp16' | 'int8';
+  workspaceMiB: number;
+  minShape: string;
+  optShape: string;
+  maxShape: string;
+  device?: number;
+  calibrationData?: string;
+  calibrationCache?: string;
+  calibrationBatch?: number;
+}
+
+export interface TensorRtPlanKey {
+  modelSha256: string;
+  gpu: string;
+  computeCapability: string;
+  tensorrt: string;
+  precision: string;
+  input: string;
+  min: string;
+  opt: string;
+  max: string;
+}
+
+export interface NativeAddon {
+  buildInfo: NativeBuildInfo;
+  cudaInfo(): NativeCudaInfo;
+  setLogger(fn: (level: 'error' | 'warn' | 'info' | 'debug', message: string) => void): void;
+  loadModel(options: NativeLoadOptions): Promise<NativeModel>;
+  Kernels: new (device: number) => NativeKernels;
+  /** Present when the addon was built with TensorRT. */
+  buildTensorRtEngine?(options: TensorRtBuildOptions): Promise<{ path: string; seconds: number; key: TensorRtPlanKey }>;
+}
