@@ -1,5 +1,8 @@
 import { Command } from 'commander';
+import * as bench from './commands/bench';
+import * as buildEngine from './commands/build-engine';
 import * as evalCommand from './commands/eval';
+import * as info from './commands/info';
 import * as label from './commands/label';
 
 /** The detq command tree; each command lives in commands/<name>.ts and registers itself. */
@@ -9,6 +12,6 @@ export function createProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  for (const command of [label, evalCommand]) command.register(program);
+  for (const command of [label, evalCommand, info, bench, buildEngine]) command.register(program);
   return program;
 }

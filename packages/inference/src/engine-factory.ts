@@ -1,6 +1,8 @@
-import { FatalError, type EngineKind } from '@detq/core';
+import type { EngineKind } from '@detq/core';
 import type { Engine } from './engine';
 import { OnnxRuntimeEngine } from './onnxruntime-engine';
+import { loadTensorRtEngine } from './tensorrt-engine';
+import { loadTorchEngine } from './torch-engine';
 
 export type EngineChoice = EngineKind | 'auto';
 
@@ -23,9 +25,25 @@ export async function createEngine(choice: EngineChoice, options: EngineOptions)
     case 'onnxruntime-cpu':
       return OnnxRuntimeEngine.load(options.modelPath, options);
     case 'torch':
+      return loadTorchEngine(options.modelPath, gpuOptions(options));
     case 'tensorrt':
-      throw new FatalError('ENGINE_UNAVAILABLE', `engine ${choice} is not built into this detq`);
-    case 'auto':
+      return loadTensorRtEngine(options.modelPath, gpuOptions(options));
+    case 'auto': {
+      // GPU engines first (TensorRT, then LibTorch); any reason one cannot run goes into a one-line notice.
+      const reasons: string[] = [];
+      for (const [kind, load] of [['tensorrt', loadTensorRtEngine], ['torch', loadTorchEngine]] as const) {
+        try {
+          return await load(options.modelPath, gpuOptions(options));
+        } catch (err) {
+          reasons.push(`${kind}: ${(err as Error).message}`);
+        }
+      }
+      options.notice?.(`--engine auto: using onnxruntime-cpu (${reasons.join('; ')})`);
       return OnnxRuntimeEngine.load(options.modelPath, options);
+    }
   }
+}
+
+function gpuOptions(o: EngineOptions) {
+  return { ...(o.half !== undefined && { half: o.half }), ...(o.maxBatch !== undefined && { maxBatch: o.maxBatch }), ...(o.imgsz && { imgsz: o.imgsz }) };
 }
