@@ -4,6 +4,14 @@ import * as buildEngine from './commands/build-engine';
 import * as evalCommand from './commands/eval';
 import * as info from './commands/info';
 import * as label from './commands/label';
+import * as enqueueCommand from './commands/enqueue';
+import * as statusCommand from './commands/status';
+import * as watchCommand from './commands/watch';
+import * as cancelCommand from './commands/cancel';
+import * as workerCommand from './commands/worker';
+import * as apiCommand from './commands/api';
+import * as scheduleCommand from './commands/schedule';
+import * as tokenCommand from './commands/token';
 
 /** The detq command tree; each command lives in commands/<name>.ts and registers itself. */
 export function createProgram(): Command {
@@ -12,6 +20,6 @@ export function createProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  for (const command of [label, evalCommand, info, bench, buildEngine]) command.register(program);
+  for (const command of [label, evalCommand, info, bench, buildEngine, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
   return program;
 }

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { engineKindSchema, outputFormatSchema } from './schemas';
 
 const csv = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const num = (name: string) => z.coerce.number({ message: `${name} must be a number` });
 
 /** `--imgsz 640` or `--imgsz 480x640` (height x width), multiples of 32. */
 export const imgszSchema = z
@@ -15,39 +14,42 @@ export const imgszSchema = z
   .refine(([h, w]) => h >= 32 && w >= 32 && h % 32 === 0 && w % 32 === 0, 'must be multiples of 32, at least 32');
 
 /**
- * `detq label` flags as commander hands them over (strings). Keys are the flag names, so a validation
- * error names the flag the user typed.
+ * `detq label` flags as commander hands them over: strings, keyed by the camel-cased flag name
+ * (--max-det -> maxDet). describeFlagIssues turns the keys back into the flags the user typed.
  */
 export const labelFlagsSchema = z.object({
   out: z.string().min(1),
   model: z.string().optional(),
   engine: z.union([engineKindSchema, z.literal('auto')]).default('onnxruntime-cpu'),
   half: z.boolean().default(false),
-  conf: num('--conf').min(0).max(1).default(0.25),
-  iou: num('--iou').min(0).max(1).default(0.7),
-  'max-det': num('--max-det').int().min(1).max(10_000).default(300),
+  conf: z.coerce.number().min(0).max(1).default(0.25),
+  iou: z.coerce.number().min(0).max(1).default(0.7),
+  maxDet: z.coerce.number().int().min(1).max(10_000).default(300),
   classes: z.string().optional(),
-  'agnostic-nms': z.boolean().default(false),
-  'multi-label': z.boolean().default(false),
+  agnosticNms: z.boolean().default(false),
+  multiLabel: z.boolean().default(false),
   imgsz: imgszSchema.optional(),
-  batch: num('--batch').int().min(1).max(256).default(8),
-  threads: num('--threads').int().min(1).max(256).optional(),
+  batch: z.coerce.number().int().min(1).max(256).default(8),
+  threads: z.coerce.number().int().min(1).max(256).optional(),
   formats: z
     .string()
     .default('jsonl')
     .transform(csv)
     .pipe(z.array(outputFormatSchema).min(1)),
-  previews: num('--previews').int().min(0).default(0),
-  'save-conf': z.boolean().default(false),
-  'coco-ids': z.enum(['contiguous', 'coco91']).default('contiguous'),
-  'max-pixels': num('--max-pixels').int().min(1).default(100_000_000),
+  previews: z.coerce.number().int().min(0).default(0),
+  saveConf: z.boolean().default(false),
+  cocoIds: z.enum(['contiguous', 'coco91']).default('contiguous'),
+  maxPixels: z.coerce.number().int().min(1).default(100_000_000),
   json: z.boolean().default(false),
 });
 export type LabelFlags = z.infer<typeof labelFlagsSchema>;
 
 /** Turns a zod error on flags into one line per bad flag: "--conf: Too big: expected number to be <=1". */
 export function describeFlagIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('\n');
+  const flag = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  return error.issues
+    .map((i) => `${flag(String(i.path[0] ?? ''))}: ${i.message}${i.input !== undefined && !Number.isNaN(i.input) ? ` (got ${JSON.stringify(i.input)})` : ''}`)
+    .join('\n');
 }
 
 /** `--classes 0,2,person` against the model's names. */

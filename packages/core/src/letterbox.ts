@@ -25,7 +25,8 @@ export const LETTERBOX_PAD = 114;
 // Python's round() rounds half to even; Ultralytics relies on it for padding.
 function roundHalfEven(x: number): number {
   const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  // `+ 0` turns -0 (Math.round(-0.1)) into 0.
+  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r) + 0;
 }
 
 export function computeLetterbox(srcWidth: number, srcHeight: number, dstWidth: number, dstHeight: number): Letterbox {

@@ -55,18 +55,20 @@ function matchImage(preds: ImageRecord['detections'], labels: { classId: number;
   return correct;
 }
 
+/** numpy.interp: with repeated xp values the last one at or below x wins. */
 function interp(x: number, xp: number[], fp: number[], left?: number): number {
-  if (x <= xp[0]!) return x < xp[0]! && left !== undefined ? left : fp[0]!;
-  if (x >= xp[xp.length - 1]!) return fp[fp.length - 1]!;
+  const last = xp.length - 1;
+  if (x < xp[0]!) return left ?? fp[0]!;
+  if (x >= xp[last]!) return fp[last]!;
   let lo = 0;
-  let hi = xp.length - 1;
+  let hi = last;
+  // Invariant: xp[lo] <= x < xp[hi].
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
     if (xp[mid]! <= x) lo = mid;
     else hi = mid;
   }
-  const dx = xp[hi]! - xp[lo]!;
-  return dx === 0 ? fp[hi]! : fp[lo]! + ((x - xp[lo]!) * (fp[hi]! - fp[lo]!)) / dx;
+  return fp[lo]! + ((x - xp[lo]!) * (fp[hi]! - fp[lo]!)) / (xp[hi]! - xp[lo]!);
 }
 
 /** Ultralytics' compute_ap: precision envelope, 101-point interpolation, trapezoidal integration. */

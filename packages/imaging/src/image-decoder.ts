@@ -17,6 +17,10 @@ export interface DecodedImage {
   height: number;
 }
 
+// Images are decoded many at a time (one per libuv thread), so one libvips thread per image avoids
+// oversubscribing the cores the inference engine needs.
+sharp.concurrency(1);
+
 const ACCEPTED = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif']);
 
 // Formats we recognise by their first bytes but refuse: SVG would be rendered by librsvg (fetches, entity

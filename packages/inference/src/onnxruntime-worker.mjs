@@ -13,6 +13,8 @@ try {
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
+    // Spinning intra-op threads would burn the cores that image decoding needs between runs.
+    extra: { session: { intra_op: { allow_spinning: '1' } } },
   });
   const input = session.inputMetadata[0];
   const output = session.outputMetadata[0];

@@ -21,7 +21,9 @@ export function postprocess(
   params: DetectParams,
   lb: Letterbox,
 ): FrameDetections {
-  const { conf, multiLabel } = params;
+  // Scores are float32 and torch compares them with the threshold in float32 too.
+  const conf = Math.fround(params.conf);
+  const { multiLabel } = params;
   const wanted = params.classes ? new Set(params.classes) : undefined;
   const score = (c: number, a: number) => out[offset + (4 + c) * anchors + a]!;
 

@@ -42,6 +42,9 @@ export interface RunSummary {
   detections: number;
   errors: number;
   errorsByCode: Record<string, number>;
+  /** Model resolution and engine start-up. */
+  loadSeconds: number;
+  /** Labelling time, from the first image read to the last output written. */
   seconds: number;
   imagesPerSecond: number;
   model: { name: string; sha256: string; engine: string; imgsz: [number, number]; runtime: string; device: string };
@@ -57,7 +60,7 @@ export interface LocalRunHooks {
 /** `detq label`: lists the input, labels every image through the shared core and writes all outputs. */
 export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = {}): Promise<RunSummary> {
   const store = options.store ?? new RoutingStore();
-  const started = Date.now();
+  const loadStarted = Date.now();
   const opened = await openEngine({
     ...(options.model !== undefined && { model: options.model }),
     engine: options.engine ?? 'onnxruntime-cpu',
@@ -70,6 +73,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
   });
   const { engine, model, names } = opened;
   const batcher = new Batcher(engine, { maxBatch: options.batch, maxWaitMs: 50 });
+  const started = Date.now();
   try {
     const writer = await OutputWriter.open({
       outUri: options.out,
@@ -119,6 +123,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       detections,
       errors: progress.errors,
       errorsByCode,
+      loadSeconds: (started - loadStarted) / 1000,
       seconds,
       imagesPerSecond: progress.done / seconds,
       model: { ...model, runtime: engine.info.runtimeVersion, device: engine.info.device },

@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--max-pixels <n>', 'refuse images above this many pixels', '100000000')
     .option('--json', 'print the summary as JSON on stdout')
     .action(async (input: string, raw: Record<string, unknown>) => {
-      const parsed = labelFlagsSchema.safeParse(raw);
+      const parsed = labelFlagsSchema.safeParse(raw, { reportInput: true });
       if (!parsed.success) throw new FatalError('USAGE', describeFlagIssues(parsed.error));
       const f = parsed.data;
       let classes: number[] | undefined;
@@ -49,15 +49,15 @@ export function register(program: Command): void {
           ...(f.model && { model: f.model }),
           engine: f.engine,
           half: f.half,
-          params: { conf: f.conf, iou: f.iou, maxDet: f['max-det'], agnosticNms: f['agnostic-nms'], multiLabel: f['multi-label'], ...(classes && { classes }) },
+          params: { conf: f.conf, iou: f.iou, maxDet: f.maxDet, agnosticNms: f.agnosticNms, multiLabel: f.multiLabel, ...(classes && { classes }) },
           ...(f.imgsz && { imgsz: f.imgsz }),
           batch: f.batch,
           ...(f.threads && { threads: f.threads }),
           formats: f.formats,
           previews: f.previews,
-          saveConf: f['save-conf'],
-          cocoIds: f['coco-ids'],
-          limits: { maxPixels: f['max-pixels'], maxBytes: 256 * 1024 * 1024 },
+          saveConf: f.saveConf,
+          cocoIds: f.cocoIds,
+          limits: { maxPixels: f.maxPixels, maxBytes: 256 * 1024 * 1024 },
         },
         { progress: (p) => bar.update(p), notice: (line) => process.stderr.write(`detq: ${line}\n`) },
       );
