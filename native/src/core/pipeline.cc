@@ -13,6 +13,19 @@ namespace {
 // Pixels start after the descriptor table, aligned so the table and images never share a cache line.
 std::size_t descBytes(std::size_t batch) { return (batch * sizeof(LetterboxDesc) + 255) & ~std::size_t{255}; }
 
+// The kernels trust the descriptors: a letterbox that does not fit the canvas would read or write
+// out of bounds, so it is refused here with a message instead.
+void checkGeometry(const std::vector<HostFrame>& frames, int width, int height) {
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const LetterboxDesc& d = frames[i].desc;
+    if (d.resizedWidth < 1 || d.resizedHeight < 1 || d.left < 0 || d.top < 0 || d.left + d.resizedWidth > width ||
+        d.top + d.resizedHeight > height || !(d.gain > 0))
+      throw std::invalid_argument("frame " + std::to_string(i) + ": letterbox " + std::to_string(d.resizedWidth) + "x" +
+                                  std::to_string(d.resizedHeight) + " at (" + std::to_string(d.left) + "," + std::to_string(d.top) +
+                                  ") does not fit the " + std::to_string(width) + "x" + std::to_string(height) + " input");
+  }
+}
+
 }  // namespace
 
 Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model)
@@ -76,6 +89,7 @@ std::vector<FrameResult> Pipeline::download(int batch, const DetectConfig& confi
 std::vector<FrameResult> Pipeline::infer(const std::vector<HostFrame>& frames, const DetectConfig& config) {
   if (!model_) throw std::logic_error("this pipeline has no model");
   if (frames.empty()) return {};
+  checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
   upload(frames);
   return runDevice(static_cast<int>(frames.size()), config);
 }
@@ -83,6 +97,7 @@ std::vector<FrameResult> Pipeline::infer(const std::vector<HostFrame>& frames, c
 std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int width, int height, DType type) {
   const int batch = static_cast<int>(frames.size());
   const std::size_t elems = static_cast<std::size_t>(batch) * 3 * width * height;
+  checkGeometry(frames, width, height);
   upload(frames);
   netInput_.reserve(elems * dtypeSize(type));
   launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), type, width, height, stream_.get());

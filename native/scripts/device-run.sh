@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine through the `run` tool, from the repository root, after device-pack.sh here.
+#   phase a: unpack, build the addon, kernel + engine tests, compute-sanitizer memcheck, engine-only bench
+#   phase b: (machine still warm; carries the rest of coco128) the whole GPU suite + end-to-end bench
+# Logs go to $OUT. Unpacked files live in ignored folders that stay while the machine stays warm.
+set -uo pipefail
+phase=${1:-a}
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/detq-out}
+mkdir -p "$OUT"
+run=.device/run
+mkdir -p $run/bin
+[ -x $run/bin/node ] || { xz -dc .device/bundle/node.xz > $run/bin/node && chmod +x $run/bin/node; }
+[ -d node_modules/vitest ] || tar -xJf .device/bundle/nm.tar.xz
+export PATH=$PWD/$run/bin:$PATH
+shared=$run/shared
+mkdir -p $shared/models $shared/datasets/coco128/images/train2017 $shared/datasets/coco128/labels
+cp -n .device/model/*.torchscript $shared/models/ 2>/dev/null
+cp -rn .device/labels/train2017 $shared/datasets/coco128/labels/ 2>/dev/null
+for d in .device/img-*; do [ -d "$d" ] && cp -n "$d"/*.jpg $shared/datasets/coco128/images/train2017/ 2>/dev/null; done
+export DETQ_SHARED_DIR=$PWD/$shared DETQ_GPU_REFERENCE=$PWD/.device/ref
+model=$shared/models/yolo11n-cuda-fp32.torchscript
+echo "== $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader); node $(node --version); images $(ls $shared/datasets/coco128/images/train2017 | wc -l)"
+
+vitest() { node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts "$@"; }
+detq() { node apps/cli/bin/detq.js "$@"; }
+if [ "$phase" = a ]; then
+  # Hopper only here: one architecture keeps the CUDA compile short.
+  time node native/scripts/build.mjs --CDCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }
+  grep -E "detq native" "$OUT/build.log"
+  detq info --json | tee "$OUT/info.json"
+  vitest test/gpu/kernels.test.ts test/gpu/engine.test.ts test/gpu/memcheck.test.ts 2>&1 | tee "$OUT/test-a.log" | grep -vE "^\s*$" | tail -40
+  for h in "" --half; do detq bench --engine torch $h --model $model --batch 1,8,32 --iterations 100 2>&1 | tee -a "$OUT/bench.log"; done
+else
+  vitest 2>&1 | tee "$OUT/test-b.log" | grep -vE "^\s*$" | tail -40
+  # End to end on JPEG files: coco128 listed 8 times (1024 decodes) so the run is long enough to time.
+  list=$run/coco128x8.txt
+  for i in 1 2 3 4 5 6 7 8; do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
+  for h in "" --half; do detq bench --engine torch $h --model $model --batch 32 --iterations 100 --images $list 2>&1 | tee -a "$OUT/bench-e2e.log"; done
+fi

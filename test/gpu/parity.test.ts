@@ -1,0 +1,90 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { detectParamsSchema, type DetectParams, type ImageRecord } from '@detq/core';
+import { evaluate, OUTPUT_FILES, readJsonl } from '@detq/formats';
+import { runLocal } from '@detq/pipeline';
+import { COCO_IMAGES, COCO_LABELS, CPU_REFERENCE, TORCHSCRIPT } from './gpu-fixtures';
+
+// The torch engine (FP32 and FP16) against onnxruntime-cpu on coco128. The CPU outputs were made on the
+// dev machine (test/gpu/make-cpu-reference.sh) because ONNX Runtime does not travel to the GPU machine.
+
+async function label(half: boolean, params: Partial<DetectParams>): Promise<ImageRecord[]> {
+  const out = await mkdtemp(join(tmpdir(), 'detq-gpu-'));
+  try {
+    await runLocal({ input: COCO_IMAGES, out, model: TORCHSCRIPT, engine: 'torch', half, params: detectParamsSchema.parse(params), batch: 16, formats: ['jsonl'], previews: 0 });
+    return await collect(readJsonl(join(out, OUTPUT_FILES.jsonl)));
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+async function collect(records: AsyncIterable<ImageRecord>): Promise<ImageRecord[]> {
+  const all: ImageRecord[] = [];
+  for await (const r of records) all.push(r);
+  return all;
+}
+
+type Box = readonly [number, number, number, number];
+function iou(a: Box, b: Box): number {
+  const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const ih = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = iw * ih;
+  return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
+}
+
+/** Share of CPU boxes with a same-class GPU box at IoU >= 0.9 (each GPU box matched once). */
+function matchedShare(cpu: ImageRecord[], gpu: ImageRecord[]): { matched: number; total: number } {
+  const byKey = new Map(gpu.map((r) => [r.key, r]));
+  let matched = 0;
+  let total = 0;
+  for (const c of cpu) {
+    const g = byKey.get(c.key);
+    const used = new Set<number>();
+    for (const d of c.detections) {
+      total++;
+      let best = -1;
+      let bestIou = 0.9;
+      g?.detections.forEach((e, i) => {
+        if (used.has(i) || e.class_id !== d.class_id) return;
+        const v = iou(d.box, e.box);
+        if (v >= bestIou) {
+          bestIou = v;
+          best = i;
+        }
+      });
+      if (best >= 0) {
+        used.add(best);
+        matched++;
+      }
+    }
+  }
+  return { matched, total };
+}
+
+describe.each([
+  ['fp32', false],
+  ['fp16', true],
+])('torch %s on coco128', (_, half) => {
+  test('matches >= 98% of the onnxruntime-cpu boxes at IoU >= 0.9 with the same class', async () => {
+    const cpu = await collect(readJsonl(join(CPU_REFERENCE, 'cpu-conf025', OUTPUT_FILES.jsonl)));
+    const gpu = await label(half, {});
+    expect(gpu.length).toBe(cpu.length);
+    const { matched, total } = matchedShare(cpu, gpu);
+    console.log(`torch ${half ? 'fp16' : 'fp32'}: ${matched}/${total} CPU boxes matched (${((100 * matched) / total).toFixed(2)}%)`);
+    expect(total).toBeGreaterThan(500);
+    expect(matched / total).toBeGreaterThanOrEqual(0.98);
+  });
+
+  test('detq eval mAP50-95 within 0.005 of the CPU figure', async () => {
+    const cpu = JSON.parse(await readFile(join(CPU_REFERENCE, 'cpu-eval.json'), 'utf8')) as { map5095: number };
+    const gpu = await label(half, { conf: 0.001, multiLabel: true });
+    async function* records() {
+      yield* gpu;
+    }
+    const m = await evaluate(records(), COCO_LABELS);
+    console.log(`torch ${half ? 'fp16' : 'fp32'}: mAP50-95 ${m.map5095.toFixed(4)} (CPU ${cpu.map5095.toFixed(4)}), mAP50 ${m.map50.toFixed(4)}`);
+    expect(Math.abs(m.map5095 - cpu.map5095)).toBeLessThanOrEqual(0.005);
+  });
+});
