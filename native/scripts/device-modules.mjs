@@ -2,13 +2,14 @@
 // Lists the node_modules folders the GPU suite needs on a machine that has no npm registry: the runtime
 // closure of detq's workspace packages plus vitest, tsx and the addon's build tools. Printed one per
 // line, relative to the repository root, for `tar -T -` (device-run.sh's packer).
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const roots = ['@detq/core', '@detq/imaging', '@detq/inference', '@detq/formats', '@detq/pipeline', '@detq/storage',
-  '@detq/cli', '@detq/native', 'vitest', 'tsx', 'cmake-js', 'node-addon-api', 'node-api-headers'];
+// Every workspace package (the CLI imports most of them), plus the test runner and the addon's build tools.
+const workspaces = readdirSync(join(root, 'node_modules', '@detq')).map((n) => `@detq/${n}`);
+const roots = [...workspaces, 'vitest', 'tsx', 'cmake-js', 'node-addon-api', 'node-api-headers'];
 const seen = new Set();
 function visit(name, fromDir) {
   // Node's resolution: the nearest node_modules up from the requiring package.
