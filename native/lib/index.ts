@@ -102,6 +102,8 @@ export interface NativeLoadOptions {
   path: string;
   device?: number;
   half?: boolean;
+  /** Torch: convolutions in channels-last layout (default true). */
+  channelsLast?: boolean;
   maxBatch?: number;
   inputWidth?: number;
   inputHeight?: number;

@@ -22,6 +22,9 @@ struct ModelInfo {
   int maxBatch = 32;
   Precision precision = Precision::kFp32;
   DType inputType = DType::kFloat32;
+  // Input wanted as NCHW in channels-last strides (NHWC in memory): cuDNN's tensor-core convolutions
+  // run without layout transposes then.
+  bool channelsLast = false;
   int outputRows = 0;  // 4 + number of classes
   int anchors = 0;
 };
@@ -36,7 +39,7 @@ struct RawOutput {
 class InstanceState {
  public:
   virtual ~InstanceState() = default;
-  // Runs the network on `input` ([batch,3,H,W] of ModelInfo::inputType, device memory) on `stream`.
+  // Runs the network on `input` ([batch,3,H,W] of ModelInfo::inputType and layout, device memory) on `stream`.
   // The returned output stays valid until the next run() of this instance.
   virtual RawOutput run(const void* input, int batch, cudaStream_t stream) = 0;
 };
@@ -57,6 +60,8 @@ struct LoadOptions {
   std::string path;
   int device = 0;
   bool half = false;
+  // Torch: run convolutions in channels-last layout (see ModelInfo::channelsLast).
+  bool channelsLast = true;
   int maxBatch = 32;
   // 0 = the model's own resolution (TensorRT: the profile's optimum).
   int inputWidth = 0;

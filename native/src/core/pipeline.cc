@@ -2,6 +2,7 @@
 
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -58,12 +59,27 @@ void Pipeline::upload(const std::vector<HostFrame>& frames) {
   DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceIn_.data(), hostIn_.data(), total, cudaMemcpyHostToDevice, stream_.get()));
 }
 
+// The network runs at a few batch sizes only (powers of two up to the maximum): every new input shape
+// costs cuDNN autotuning (or a TensorRT shape switch), and a labelling run's batches vary in size.
+int Pipeline::runBatch(int batch) const {
+  const int maxBatch = model_->info().maxBatch;
+  if (batch >= maxBatch) return batch;
+  int run = 1;
+  while (run < batch) run *= 2;
+  return std::min(run, maxBatch);
+}
+
 std::vector<FrameResult> Pipeline::runDevice(int batch, const DetectConfig& config) {
   const ModelInfo& info = model_->info();
-  netInput_.reserve(static_cast<std::size_t>(batch) * 3 * info.inputWidth * info.inputHeight * dtypeSize(info.inputType));
+  const int run = runBatch(batch);
+  const std::size_t imageBytes = static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
+  netInput_.reserve(imageBytes * run);
   launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), info.inputType, info.inputWidth,
-                  info.inputHeight, stream_.get());
-  const RawOutput raw = instance_->run(netInput_.data(), batch, stream_.get());
+                  info.inputHeight, info.channelsLast, stream_.get());
+  // Padding images are zeros; their outputs are never decoded.
+  if (run > batch)
+    DETQ_CUDA_CHECK(cudaMemsetAsync(netInput_.as<std::uint8_t>() + imageBytes * batch, 0, imageBytes * (run - batch), stream_.get()));
+  const RawOutput raw = instance_->run(netInput_.data(), run, stream_.get());
   post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(), config, stream_.get());
   return download(batch, config);
 }
@@ -100,7 +116,7 @@ std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int
   checkGeometry(frames, width, height);
   upload(frames);
   netInput_.reserve(elems * dtypeSize(type));
-  launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), type, width, height, stream_.get());
+  launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), type, width, height, false, stream_.get());
   std::vector<float> out(elems);
   if (type == DType::kFloat32) {
     DETQ_CUDA_CHECK(cudaMemcpyAsync(out.data(), netInput_.data(), elems * 4, cudaMemcpyDeviceToHost, stream_.get()));

@@ -38,6 +38,7 @@ class Pipeline {
   // Copies descriptors and pixels through the pinned staging buffer to the device.
   void upload(const std::vector<HostFrame>& frames);
   std::vector<FrameResult> runDevice(int batch, const DetectConfig& config);
+  int runBatch(int batch) const;
   std::vector<FrameResult> download(int batch, const DetectConfig& config);
   const LetterboxDesc* deviceDescs() const { return deviceIn_.as<LetterboxDesc>(); }
   const std::uint8_t* deviceImages() const { return deviceIn_.as<std::uint8_t>(); }

@@ -26,10 +26,11 @@ struct LetterboxDesc {
   float gain;
 };
 
-// Letterbox + /255 + HWC->CHW for `batch` images into `out` ([batch,3,dstH,dstW] of `outType`).
+// Letterbox + /255 for `batch` images into `out` of `outType`: planar [batch,3,dstH,dstW] (HWC->CHW),
+// or interleaved [batch,dstH,dstW,3] when `channelsLast` (the NCHW tensor in channels-last strides).
 // Resampling follows packages/imaging/src/resize.ts: area when both sides shrink, else bilinear.
 void launchLetterbox(const std::uint8_t* images, const LetterboxDesc* descs, int batch, void* out, DType outType,
-                     int dstWidth, int dstHeight, cudaStream_t stream);
+                     int dstWidth, int dstHeight, bool channelsLast, cudaStream_t stream);
 
 struct DetectConfig {
   float conf = 0.25f;

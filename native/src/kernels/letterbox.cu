@@ -73,7 +73,8 @@ __device__ inline __half fromFloat<__half>(float v) {
 }
 
 template <typename T>
-__global__ void letterboxKernel(const std::uint8_t* images, const LetterboxDesc* descs, T* out, int dstW, int dstH) {
+__global__ void letterboxKernel(const std::uint8_t* images, const LetterboxDesc* descs, T* out, int dstW, int dstH,
+                                bool channelsLast) {
   const int x = blockIdx.x * blockDim.x + threadIdx.x;
   const int y = blockIdx.y * blockDim.y + threadIdx.y;
   const int b = blockIdx.z;
@@ -90,23 +91,29 @@ __global__ void letterboxKernel(const std::uint8_t* images, const LetterboxDesc*
       sampleLinear(src, d.srcWidth, d.srcHeight, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
   }
   const std::size_t plane = static_cast<std::size_t>(dstW) * dstH;
-  T* o = out + static_cast<std::size_t>(b) * 3 * plane + static_cast<std::size_t>(y) * dstW + x;
-  for (int c = 0; c < 3; ++c) o[c * plane] = fromFloat<T>(rgb[c] / 255.0f);
+  const std::size_t pixel = static_cast<std::size_t>(y) * dstW + x;
+  T* o = out + static_cast<std::size_t>(b) * 3 * plane;
+  if (channelsLast)
+    for (int c = 0; c < 3; ++c) o[pixel * 3 + c] = fromFloat<T>(rgb[c] / 255.0f);
+  else
+    for (int c = 0; c < 3; ++c) o[c * plane + pixel] = fromFloat<T>(rgb[c] / 255.0f);
 }
 
 }  // namespace
 
 void launchLetterbox(const std::uint8_t* images, const LetterboxDesc* descs, int batch, void* out, DType outType,
-                     int dstWidth, int dstHeight, cudaStream_t stream) {
+                     int dstWidth, int dstHeight, bool channelsLast, cudaStream_t stream) {
   if (batch <= 0) return;
   const dim3 block(32, 8);
   const dim3 grid((dstWidth + block.x - 1) / block.x, (dstHeight + block.y - 1) / block.y, batch);
   switch (outType) {
     case DType::kFloat32:
-      letterboxKernel<float><<<grid, block, 0, stream>>>(images, descs, static_cast<float*>(out), dstWidth, dstHeight);
+      letterboxKernel<float><<<grid, block, 0, stream>>>(images, descs, static_cast<float*>(out), dstWidth, dstHeight,
+                                                                channelsLast);
       break;
     case DType::kFloat16:
-      letterboxKernel<__half><<<grid, block, 0, stream>>>(images, descs, static_cast<__half*>(out), dstWidth, dstHeight);
+      letterboxKernel<__half><<<grid, block, 0, stream>>>(images, descs, static_cast<__half*>(out), dstWidth,
+                                                                 dstHeight, channelsLast);
       break;
     default:
       throw std::invalid_argument(std::string("letterbox cannot write ") + dtypeName(outType) + " input");

@@ -46,6 +46,9 @@ class TorchModel : public ModelState {
     }
     module_.eval();
     if (o.half) module_.to(torch::kHalf);
+    if (o.channelsLast)
+      for (at::Tensor p : module_.parameters())
+        if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
     // Fixed input shapes per batch size: let cuDNN pick its fastest convolution algorithms.
     at::globalContext().setBenchmarkCuDNN(true);
 
@@ -59,6 +62,7 @@ class TorchModel : public ModelState {
     info_.maxBatch = o.maxBatch;
     info_.precision = o.half ? Precision::kFp16 : Precision::kFp32;
     info_.inputType = o.half ? DType::kFloat16 : DType::kFloat32;
+    info_.channelsLast = o.channelsLast;
     half_ = o.half;
 
     // Warm-up: the TorchScript profiling executor optimises after its first runs, and the output
@@ -67,7 +71,8 @@ class TorchModel : public ModelState {
     c10::cuda::CUDAStreamGuard streamGuard(stream);
     c10::InferenceMode inference;
     at::Tensor probe = torch::full({1, 3, info_.inputHeight, info_.inputWidth}, 114.0 / 255.0,
-                                   torch::TensorOptions().dtype(half_ ? torch::kHalf : torch::kFloat).device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device)));
+                                   torch::TensorOptions().dtype(half_ ? torch::kHalf : torch::kFloat).device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device)))
+                           .contiguous(o.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
     at::Tensor out;
     for (int i = 0; i < 3; ++i) out = forward(probe);
     stream.synchronize();
@@ -81,7 +86,7 @@ class TorchModel : public ModelState {
   // Ultralytics exports return the head output, sometimes inside a tuple.
   at::Tensor forward(const at::Tensor& input) {
     torch::jit::IValue out = module_.forward({input});
-    at::Tensor t = out.isTuple() ? out.toTupleRef().elements().at(0).toTensor() : out.toTensor();
+    at::Tensor t = out.isTuple() ? out.toTuple()->elements()[0].toTensor() : out.toTensor();
     return t.contiguous();
   }
   bool half() const { return half_; }
@@ -98,7 +103,10 @@ RawOutput TorchInstance::run(const void* input, int batch, cudaStream_t stream) 
     c10::cuda::CUDAStreamGuard streamGuard(c10::cuda::getStreamFromExternal(stream, device));
     c10::InferenceMode inference;
     auto options = torch::TensorOptions().dtype(model_.half() ? torch::kHalf : torch::kFloat).device(torch::kCUDA, device);
-    at::Tensor in = torch::from_blob(const_cast<void*>(input), {batch, 3, info.inputHeight, info.inputWidth}, options);
+    const int64_t h = info.inputHeight, w = info.inputWidth;
+    // The letterbox kernel wrote NCHW or, for channels-last, NHWC memory: say which through the strides.
+    const std::vector<int64_t> strides = info.channelsLast ? std::vector<int64_t>{3 * h * w, 1, 3 * w, 3} : std::vector<int64_t>{3 * h * w, h * w, w, 1};
+    at::Tensor in = torch::from_blob(const_cast<void*>(input), {batch, 3, h, w}, strides, options);
     output_ = model_.forward(in);
   } catch (const c10::Error& e) {
     throw std::runtime_error(std::string("torch inference failed: ") + e.what_without_backtrace());
