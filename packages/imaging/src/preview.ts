@@ -18,10 +18,14 @@ export async function renderPreview(rgb: Uint8Array, record: ImageRecord): Promi
     const [x1, y1, x2, y2] = d.box;
     const colour = PALETTE[d.class_id % PALETTE.length]!;
     const label = `${escapeXml(d.class_name)} ${d.confidence.toFixed(2)}`;
-    const ty = y1 > font + 4 ? y1 - 4 : y1 + font + 2;
+    // The label sits on a filled tab above the box (inside it when the box touches the top edge).
+    const tabH = font + 4;
+    const tabY = y1 >= tabH ? y1 - tabH : y1;
+    const tabW = Math.round(label.length * font * 0.6) + 6;
     return (
       `<rect x="${x1}" y="${y1}" width="${x2 - x1}" height="${y2 - y1}" fill="none" stroke="${colour}" stroke-width="${stroke}"/>` +
-      `<text x="${x1 + 2}" y="${ty}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="${colour}" stroke="#000" stroke-width="0.6">${label}</text>`
+      `<rect x="${x1}" y="${tabY}" width="${tabW}" height="${tabH}" fill="${colour}"/>` +
+      `<text x="${x1 + 3}" y="${tabY + font}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="#fff">${label}</text>`
     );
   });
   const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${shapes.join('')}</svg>`);
