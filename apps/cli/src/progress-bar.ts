@@ -9,7 +9,7 @@ export class ProgressBar {
   update(p: Progress, force = false): void {
     if (!this.stream.isTTY) return;
     const now = Date.now();
-    if (!force && now - this.last < 100) return;
+    if (!force && p.done !== p.total && now - this.last < 100) return;
     this.last = now;
     const rate = p.elapsedMs > 0 ? (p.done * 1000) / p.elapsedMs : 0;
     const total = p.total ?? 0;
