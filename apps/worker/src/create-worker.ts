@@ -105,14 +105,16 @@ export async function createWorker(
     // A chunk whose worker died twice is still retried once more before it counts as failed.
     maxStalledCount: 2,
   };
+  // BullMQ does not close connections it was given, so they are kept here and closed after the workers.
+  const connections = [connectRedis(settings.queue.redisUrl), connectRedis(settings.queue.redisUrl)] as const;
   const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, (job) => chunkProcessor.process(job), {
     ...common,
-    connection: connectRedis(settings.queue.redisUrl),
+    connection: connections[0],
     concurrency: settings.concurrency,
   });
   const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
     ...common,
-    connection: connectRedis(settings.queue.redisUrl),
+    connection: connections[1],
     concurrency: 2,
   });
   for (const w of [chunkWorker, setWorker]) {
@@ -129,6 +131,7 @@ export async function createWorker(
     async close() {
       clearInterval(reporter);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
+      await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
       await pool.close();
       await queues.close();
       if (store instanceof RoutingStore) store.close();
