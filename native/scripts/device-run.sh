@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/detq-out}
 mkdir -p "$OUT"
 run=.device/run
+if [ ! -f .device/bundle/nm.tar.xz ]; then echo "no .device/bundle here: a fresh machine needs phase a (carry the bundle)"; exit 3; fi
 mkdir -p $run/bin
 [ -x $run/bin/node ] || { xz -dc .device/bundle/node.xz > $run/bin/node && chmod +x $run/bin/node; }
 # Always unpacked: a warm machine may hold an older bundle.
@@ -31,14 +32,14 @@ if [ "$phase" = a ]; then
   grep -E "detq native" "$OUT/build.log"
   detq info --json | tee "$OUT/info.json"
   vitest test/gpu/kernels.test.ts test/gpu/engine.test.ts test/gpu/memcheck.test.ts 2>&1 | tee "$OUT/test-a.log" | grep -vE "^\s*$" | tail -40
-  node native/scripts/bench-layout.mjs $model 32 2>&1 | tee "$OUT/bench-layout.log"
+  [ -n "${DETQ_BENCH_LAYOUT:-}" ] && node native/scripts/bench-layout.mjs $model 32 2>&1 | tee "$OUT/bench-layout.log"
   # JPEG decoding runs on libuv's pool (sharp): give it the machine's cores.
   export UV_THREADPOOL_SIZE=$(nproc)
   for h in "" --half; do detq bench --engine torch $h --model $model --batch 1,8,32 --iterations 100 2>&1 | tee -a "$OUT/bench.log"; done
 else
   [ -f .device/onnx/yolo11n-dyn.onnx ] && python3 native/scripts/compare-onnx-torch.py .device/onnx/yolo11n-dyn.onnx $model \
     $shared/datasets/coco128/images/train2017 2>&1 | tee "$OUT/compare.log"
-  vitest 2>&1 | tee "$OUT/test-b.log" | grep -vE "^\s*$" | tail -40
+  DETQ_GPU_KEEP_DIR=$OUT vitest 2>&1 | tee "$OUT/test-b.log" | grep -vE "^\s*$" | tail -40
   # End to end on JPEG files: coco128 listed 8 times (1024 decodes) so the run is long enough to time.
   list=$run/coco128x8.txt
   for i in 1 2 3 4 5 6 7 8; do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list

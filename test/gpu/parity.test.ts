@@ -10,13 +10,15 @@ import { COCO_IMAGES, COCO_LABELS, CPU_REFERENCE, TORCHSCRIPT } from './gpu-fixt
 // The torch engine (FP32 and FP16) against onnxruntime-cpu on coco128. The CPU outputs were made on the
 // dev machine (test/gpu/make-cpu-reference.sh) because ONNX Runtime does not travel to the GPU machine.
 
-async function label(half: boolean, params: Partial<DetectParams>): Promise<ImageRecord[]> {
-  const out = await mkdtemp(join(tmpdir(), 'detq-gpu-'));
+// DETQ_GPU_KEEP_DIR keeps each run's labels for a closer look (the device script returns them).
+async function label(half: boolean, params: Partial<DetectParams>, name: string): Promise<ImageRecord[]> {
+  const keep = process.env.DETQ_GPU_KEEP_DIR;
+  const out = keep ? join(keep, name) : await mkdtemp(join(tmpdir(), 'detq-gpu-'));
   try {
     await runLocal({ input: COCO_IMAGES, out, model: TORCHSCRIPT, engine: 'torch', half, params: detectParamsSchema.parse(params), batch: 16, formats: ['jsonl'], previews: 0 });
     return await collect(readJsonl(join(out, OUTPUT_FILES.jsonl)));
   } finally {
-    await rm(out, { recursive: true, force: true });
+    if (!keep) await rm(out, { recursive: true, force: true });
   }
 }
 
@@ -69,7 +71,7 @@ describe.each([
 ])('torch %s on coco128', (_, half) => {
   test('matches >= 98% of the onnxruntime-cpu boxes at IoU >= 0.9 with the same class', async () => {
     const cpu = await collect(readJsonl(join(CPU_REFERENCE, 'cpu-conf025', OUTPUT_FILES.jsonl)));
-    const gpu = await label(half, {});
+    const gpu = await label(half, {}, `torch-${half ? 'fp16' : 'fp32'}-conf025`);
     expect(gpu.length).toBe(cpu.length);
     const { matched, total } = matchedShare(cpu, gpu);
     console.log(`torch ${half ? 'fp16' : 'fp32'}: ${matched}/${total} CPU boxes matched (${((100 * matched) / total).toFixed(2)}%)`);
@@ -79,7 +81,7 @@ describe.each([
 
   test('detq eval mAP50-95 within 0.005 of the CPU figure', async () => {
     const cpu = JSON.parse(await readFile(join(CPU_REFERENCE, 'cpu-eval.json'), 'utf8')) as { map5095: number };
-    const gpu = await label(half, { conf: 0.001, multiLabel: true });
+    const gpu = await label(half, { conf: 0.001, multiLabel: true }, `torch-${half ? 'fp16' : 'fp32'}-val`);
     async function* records() {
       yield* gpu;
     }

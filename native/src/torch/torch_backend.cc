@@ -75,6 +75,10 @@ class TorchModel : public ModelState {
                            .contiguous(o.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
     at::Tensor out;
     for (int i = 0; i < 3; ++i) out = forward(probe);
+    // cuDNN autotunes each new input shape on first use: do it now for every batch size the pipeline
+    // runs (powers of two up to maxBatch), not in the middle of a labelling run.
+    for (int b = 2; b <= info_.maxBatch; b *= 2) forward(probe.expand({b, -1, -1, -1}).contiguous(
+        o.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
     stream.synchronize();
     if (out.dim() != 3) throw std::runtime_error("unexpected TorchScript output rank " + std::to_string(out.dim()) + " (expected [batch, 4+classes, anchors])");
     info_.outputRows = static_cast<int>(out.size(1));
