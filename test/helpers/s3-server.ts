@@ -9,6 +9,7 @@ import S3rver from 's3rver';
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  on(event: 'event', listener: (e: { Records: { eventName: string }[] }) => void): void;
 }
 
 /** s3rver's fixed credentials: every request must be signed with them. */
@@ -22,10 +23,15 @@ export interface TestS3Server {
    * process.env, so an in-process user does `Object.assign(process.env, server.env)`.
    */
   env: Record<string, string>;
+  /** PUT Object requests served so far (benchmarks count S3 writes with it). */
+  puts(): number;
   stop(): Promise<void>;
 }
 
 /**
+ * Note: s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only has in its legacy
+ * provider: a listing of more than 1000 keys needs the process started with --openssl-legacy-provider.
+ *
  * Starts a real S3-protocol server (s3rver) in this process on a random loopback port, backed by a fresh
  * temp dir, with the given buckets created. stop() closes it and deletes the dir.
  */
@@ -38,6 +44,10 @@ export async function startS3Server(buckets: readonly string[] = ['in', 'out']):
     directory,
     configureBuckets: buckets.map((name) => ({ name })),
   }) as S3rverInstance;
+  let puts = 0;
+  server.on('event', (e) => {
+    if (e.Records[0]?.eventName === 'ObjectCreated:Put') puts++;
+  });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   return {
@@ -49,6 +59,7 @@ export async function startS3Server(buckets: readonly string[] = ['in', 'out']):
       AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     },
+    puts: () => puts,
     async stop() {
       await server.close();
       await rm(directory, { recursive: true, force: true });

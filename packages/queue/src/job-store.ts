@@ -1,5 +1,5 @@
 import { randomBytes, createHash } from 'node:crypto';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { TERMINAL_STATUSES, type JobSpec, type JobStatus } from '@detq/core';
 
 /** The detq-owned state of one set job (BullMQ keeps the queue mechanics, this keeps what users see). */
@@ -31,6 +31,11 @@ if cur == 'completed' or cur == 'completed_with_errors' or cur == 'failed' or cu
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`;
 
+// Writes fields and returns the job's status in one command: progress writes double as cancel checks.
+const WRITE_AND_READ_STATUS = `
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return redis.call('HGET', KEYS[2], 'status')`;
+
 export interface NewJob {
   spec: JobSpec;
   output: string;
@@ -48,6 +53,7 @@ export class JobStore {
     private readonly prefix: string,
   ) {
     redis.defineCommand('detqSetStatus', { numberOfKeys: 1, lua: SET_STATUS });
+    redis.defineCommand('detqWriteAndReadStatus', { numberOfKeys: 2, lua: WRITE_AND_READ_STATUS });
   }
 
   key(...parts: string[]): string {
@@ -87,7 +93,7 @@ export class JobStore {
 
   async setStatus(id: string, status: JobStatus, fields: Record<string, string | number> = {}): Promise<boolean> {
     const args = Object.entries({ status, ...fields }).flat().map(String);
-    const cmd = (this.redis as unknown as { detqSetStatus(key: string, ...args: string[]): Promise<number> }).detqSetStatus;
+    const cmd = (this.redis as unknown as Record<string, (...args: string[]) => Promise<number>>).detqSetStatus!;
     return (await cmd.call(this.redis, this.key('job', id), ...args)) === 1;
   }
 
@@ -99,23 +105,19 @@ export class JobStore {
     return ((await this.redis.hget(this.key('job', id), 'status')) ?? undefined) as JobStatus | undefined;
   }
 
-  /**
-   * Records a chunk's counts and reads the job status in one round trip: the chunk's progress write
-   * doubles as its cancellation check.
-   */
+  /** Records a chunk's counts and reads the job status (one command): the chunk's cancellation check. */
   reportChunk(id: string, chunk: number, done: number, failed: number): Promise<JobStatus | undefined> {
-    return this.writeAndReadStatus(id, (p) => p.hset(this.key('job', id, 'progress'), `c${chunk}`, `${done},${failed}`));
+    return this.writeAndReadStatus(this.key('job', id, 'progress'), id, [`c${chunk}`, `${done},${failed}`]);
   }
 
-  /** Records planning progress and reads the status in one round trip, so planning stops on cancel. */
-  async recordPlanned(id: string, total: number, chunks: number): Promise<JobStatus | undefined> {
-    return this.writeAndReadStatus(id, (p) => p.hset(this.key('job', id), { total, chunks }));
+  /** Records planning progress and reads the status (one command), so planning stops on cancel. */
+  recordPlanned(id: string, total: number, chunks: number): Promise<JobStatus | undefined> {
+    return this.writeAndReadStatus(this.key('job', id), id, ['total', String(total), 'chunks', String(chunks)]);
   }
 
-  private async writeAndReadStatus(id: string, write: (p: ChainableCommander) => ChainableCommander): Promise<JobStatus | undefined> {
-    const res = (await write(this.redis.pipeline()).hget(this.key('job', id), 'status').exec()) ?? [];
-    for (const [err] of res) if (err) throw err;
-    return (res[1]?.[1] ?? undefined) as JobStatus | undefined;
+  private async writeAndReadStatus(hash: string, id: string, fields: string[]): Promise<JobStatus | undefined> {
+    const cmd = (this.redis as unknown as Record<string, (...args: string[]) => Promise<string | null>>).detqWriteAndReadStatus!;
+    return ((await cmd.call(this.redis, hash, this.key('job', id), ...fields)) ?? undefined) as JobStatus | undefined;
   }
 
   async get(id: string): Promise<JobState | undefined> {

@@ -1,0 +1,102 @@
+// npm run bench:queue — the distributed path's overheads on a 2,000-image set, measured in one run on this
+// machine: Redis commands per image, S3 PUTs per image, and worker img/s relative to `detq label` on the
+// same images with the same threads and batch. Needs Redis at $REDIS_URL; starts its own S3 server.
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { detectParamsSchema, jobSpecSchema, sharedDir, TERMINAL_STATUSES } from '@detq/core';
+import { runLocal } from '@detq/pipeline';
+import { DetqQueues, JobClient } from '@detq/queue';
+import { S3Store, s3ConfigFromEnv } from '@detq/storage';
+import { createWorker, workerSettingsFromEnv } from '@detq/worker';
+import { startS3Server } from '../test/helpers/s3-server';
+
+const N = Number(process.env.BENCH_IMAGES ?? 2000);
+const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
+const batch = Number(process.env.BENCH_BATCH ?? 8);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `{detqbench-${process.pid}}`;
+const dir = join(sharedDir(), 'datasets/coco128/images/train2017');
+const input = 's3://in/bench/';
+
+const s3 = await startS3Server();
+Object.assign(process.env, s3.env);
+const store = new S3Store(s3ConfigFromEnv(s3.env));
+const names = (await readdir(dir)).filter((f) => f.endsWith('.jpg')).sort();
+const bytes = await Promise.all(names.map((n) => readFile(join(dir, n))));
+// The coco128 images, cycled to N distinct keys.
+for (let i = 0; i < N; i += 32)
+  await Promise.all(
+    Array.from({ length: Math.min(32, N - i) }, (_, j) => store.put(`${input}${String(i + j).padStart(5, '0')}-${names[(i + j) % names.length]}`, bytes[(i + j) % bytes.length]!)),
+  );
+
+// `detq label` on the same S3 prefix (what the CLI runs), after a warm-up.
+const params = detectParamsSchema.parse({});
+const out = join(tmpdir(), `detq-bench-queue-${process.pid}`);
+await runLocal({ input: `${input}0000`, out, params, batch, threads, formats: ['jsonl'], previews: 0 });
+const local = await runLocal({ input, out, params, batch, threads, formats: ['jsonl'], previews: 0 });
+await rm(out, { recursive: true, force: true });
+
+// One worker with the same threads and batch, through Redis and S3 end to end.
+// Every command any ioredis client of this process sends (BullMQ's scripts count once, as EVALSHA).
+const sent = new Map<string, number>();
+const sendCommand = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function (this: Redis, command, stream) {
+  const c = command as unknown as { name: string };
+  sent.set(c.name, (sent.get(c.name) ?? 0) + 1);
+  return sendCommand.call(this, command, stream);
+};
+const sentTotal = () => [...sent.values()].reduce((a, b) => a + b, 0);
+const redis = new Redis(redisUrl);
+const worker = await createWorker(
+  { ...workerSettingsFromEnv({}), queue: { redisUrl, prefix }, threads, maxBatch: batch },
+  { log: () => {} },
+);
+const queues = new DetqQueues({ redisUrl, prefix });
+const client = new JobClient(queues);
+const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
+const spec = jobSpecSchema.parse({ input: { uri: input }, output: { uri: 's3://out/bench/', formats: ['jsonl', 'coco'] } });
+
+const putsBefore = s3.puts();
+const commandsBefore = await commands();
+const sentBefore = sentTotal();
+const sentByName = new Map(sent);
+const t0 = performance.now();
+const { id } = await client.enqueue(spec);
+let polls = 0;
+for (;;) {
+  await new Promise((r) => setTimeout(r, 1000));
+  polls++;
+  const status = await redis.hget(`${prefix}:detq:job:${id}`, 'status');
+  if (TERMINAL_STATUSES.includes(status as never)) break;
+}
+const seconds = (performance.now() - t0) / 1000;
+// Our own polling (one HGET a second) and the INFO calls are not the system's cost.
+const sentByJob = sentTotal() - sentBefore - polls;
+const redisCommands = (await commands()) - commandsBefore - polls - 1;
+if (process.env.BENCH_DEBUG) for (const [k, v] of sent) if (v - (sentByName.get(k) ?? 0)) console.log(k, v - (sentByName.get(k) ?? 0));
+const puts = s3.puts() - putsBefore;
+const view = (await client.view(id))!;
+const fill = (await worker.pool.stats()).fill;
+
+await worker.close();
+await queues.close();
+const keys = await redis.keys(`${prefix.replace(/[{}]/g, '\\$&')}:*`);
+if (keys.length) await redis.unlink(...keys);
+redis.disconnect();
+store.destroy();
+await s3.stop();
+
+const workerRate = N / seconds;
+console.log(`detq bench:queue — ${N} images (coco128 cycled) on a local S3 server, ${threads} threads, batch ${batch}, 1 worker, chunks of ${spec.chunkSize}`);
+console.log(`job ${view.status}: ${view.counts.done}/${view.counts.total} in ${seconds.toFixed(1)} s (enqueue to finalised), batch fill ${fill.toFixed(2)}`);
+const rows: [string, string, string][] = [
+  ['Redis commands per image', (sentByJob / N).toFixed(4), `${sentByJob} commands sent by API client + worker; target <= 0.05`],
+  ['  executed incl. in scripts', (redisCommands / N).toFixed(4), `${redisCommands}: Redis' total_commands_processed, counting each command a Lua script runs`],
+  ['S3 PUTs per image', (puts / N).toFixed(4), `${puts} PUTs (chunks, jsonl, coco, manifest, summary); target <= 0.01`],
+  ['detq label img/s', local.imagesPerSecond.toFixed(1), 'runLocal on the same prefix'],
+  ['worker img/s', workerRate.toFixed(1), 'enqueue to finalised'],
+  ['worker / detq label', (workerRate / local.imagesPerSecond).toFixed(3), 'target >= 0.9'],
+];
+for (const [name, value, note] of rows) console.log(`${name.padEnd(28)} ${value.padStart(9)}   ${note}`);
