@@ -31,11 +31,7 @@ if [ "$phase" = a ]; then
   time node native/scripts/build.mjs --CDCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }
   grep -E "detq native" "$OUT/build.log"
   detq info --json | tee "$OUT/info.json"
-  vitest test/gpu/kernels.test.ts test/gpu/engine.test.ts test/gpu/memcheck.test.ts 2>&1 | tee "$OUT/test-a.log" | grep -vE "^\s*$" | tail -40
   [ -n "${DETQ_BENCH_LAYOUT:-}" ] && node native/scripts/bench-layout.mjs $model 32 2>&1 | tee "$OUT/bench-layout.log"
-  # JPEG decoding runs on libuv's pool (sharp): give it the machine's cores.
-  export UV_THREADPOOL_SIZE=$(nproc)
-  for h in "" --half; do detq bench --engine torch $h --model $model --batch 1,8,32 --iterations 100 2>&1 | tee -a "$OUT/bench.log"; done
 else
   [ -f .device/onnx/yolo11n-dyn.onnx ] && python3 native/scripts/compare-onnx-torch.py .device/onnx/yolo11n-dyn.onnx $model \
     $shared/datasets/coco128/images/train2017 2>&1 | tee "$OUT/compare.log"
@@ -43,7 +39,11 @@ else
   # End to end on JPEG files: coco128 listed 8 times (1024 decodes) so the run is long enough to time.
   list=$run/coco128x8.txt
   for i in 1 2 3 4 5 6 7 8; do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
-  # JPEG decoding runs on libuv's pool (sharp): give it the machine's cores.
-  export UV_THREADPOOL_SIZE=$(nproc)
-  for h in "" --half; do detq bench --engine torch $h --model $model --batch 32 --iterations 100 --images $list 2>&1 | tee -a "$OUT/bench-e2e.log"; done
+  # JPEG decoding runs on libuv's pool (sharp): compare its default size with one thread per core.
+  for uv in 4 16; do
+    for h in "" --half; do
+      echo "UV_THREADPOOL_SIZE=$uv"
+      UV_THREADPOOL_SIZE=$uv detq bench --engine torch $h --model $model --batch 1,8,32 --iterations 100 --images $list 2>&1
+    done
+  done | tee "$OUT/bench.log"
 fi
