@@ -35,7 +35,7 @@ for (let i = 0; i < N; i += 32)
 const params = detectParamsSchema.parse({});
 const out = join(tmpdir(), `detq-bench-queue-${process.pid}`);
 await runLocal({ input: `${input}0000`, out, params, batch, threads, formats: ['jsonl'], previews: 0 });
-const local = await runLocal({ input, out, params, batch, threads, formats: ['jsonl'], previews: 0 });
+const local = await runLocal({ input, out, params, batch, threads, formats: ['jsonl', 'coco'], previews: 0 });
 await rm(out, { recursive: true, force: true });
 
 // One worker with the same threads and batch, through Redis and S3 end to end.
@@ -50,7 +50,7 @@ Redis.prototype.sendCommand = function (this: Redis, command, stream) {
 const sentTotal = () => [...sent.values()].reduce((a, b) => a + b, 0);
 const redis = new Redis(redisUrl);
 const worker = await createWorker(
-  { ...workerSettingsFromEnv({}), queue: { redisUrl, prefix }, threads, maxBatch: batch },
+  { ...workerSettingsFromEnv(process.env), queue: { redisUrl, prefix }, threads, maxBatch: batch },
   { log: () => {} },
 );
 const queues = new DetqQueues({ redisUrl, prefix });
@@ -63,6 +63,7 @@ const commandsBefore = await commands();
 const sentBefore = sentTotal();
 const sentByName = new Map(sent);
 const t0 = performance.now();
+const t0Epoch = Date.now();
 const { id } = await client.enqueue(spec);
 let polls = 0;
 for (;;) {
@@ -75,7 +76,14 @@ const seconds = (performance.now() - t0) / 1000;
 // Our own polling (one HGET a second) and the INFO calls are not the system's cost.
 const sentByJob = sentTotal() - sentBefore - polls;
 const redisCommands = (await commands()) - commandsBefore - polls - 1;
-if (process.env.BENCH_DEBUG) for (const [k, v] of sent) if (v - (sentByName.get(k) ?? 0)) console.log(k, v - (sentByName.get(k) ?? 0));
+if (process.env.BENCH_DEBUG) {
+  for (const [k, v] of sent) if (v - (sentByName.get(k) ?? 0)) console.log(k, v - (sentByName.get(k) ?? 0));
+  const chunkJobs = await queues.chunks.getJobs(['completed']);
+  const first = Math.min(...chunkJobs.map((j) => j.processedOn!));
+  const last = Math.max(...chunkJobs.map((j) => j.finishedOn!));
+  const setJob = (await queues.sets.getJob(id))!;
+  console.log(`enqueue->first chunk ${(first - t0Epoch) / 1000}s, chunk span ${(last - first) / 1000}s, last chunk->set finished ${(setJob.finishedOn! - last) / 1000}s`);
+}
 const puts = s3.puts() - putsBefore;
 const view = (await client.view(id))!;
 const fill = (await worker.pool.stats()).fill;

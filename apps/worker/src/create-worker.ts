@@ -3,6 +3,7 @@ import { Worker } from 'bullmq';
 import {
   CHUNK_QUEUE,
   ChunkProcessor,
+  ProgressReporter,
   connectRedis,
   DetqQueues,
   EnginePool,
@@ -26,6 +27,7 @@ export interface WorkerSettings {
   maxWaitMs: number;
   /** ONNX Runtime intra-op threads (default: every core). */
   threads?: number;
+  /** Least time between two progress writes of a worker: progress costs O(time), not O(images). */
   progressIntervalMs: number;
   /** BullMQ lock: a killed worker's chunk is retried by another once it lapses. */
   lockDurationMs: number;
@@ -45,11 +47,11 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     maxBatch: int(env.DETQ_MAX_BATCH, 8),
     maxWaitMs: int(env.DETQ_MAX_WAIT_MS, 20),
     ...(env.DETQ_THREADS && { threads: int(env.DETQ_THREADS, 0) }),
-    progressIntervalMs: int(env.DETQ_PROGRESS_MS, 2000),
+    progressIntervalMs: int(env.DETQ_PROGRESS_MS, 5000),
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
     webhookHosts: webhookHostsFromEnv(env),
-    statsIntervalMs: int(env.DETQ_STATS_MS, 10_000),
+    statsIntervalMs: int(env.DETQ_STATS_MS, 15_000),
   };
 }
 
@@ -82,13 +84,8 @@ export async function createWorker(
   log(`detq worker: ${rt.model.name} on ${rt.info.kind} (${rt.info.device}), concurrency ${settings.concurrency}`);
 
   const queues = new DetqQueues(settings.queue);
-  const chunkProcessor = new ChunkProcessor({
-    store,
-    jobs: queues.jobs,
-    pool,
-    index: queues.index,
-    progressIntervalMs: settings.progressIntervalMs,
-  });
+  const progress = new ProgressReporter(queues.jobs, settings.progressIntervalMs);
+  const chunkProcessor = new ChunkProcessor({ store, jobs: queues.jobs, pool, index: queues.index, progress });
   const setProcessor = new SetProcessor({
     jobs: queues.jobs,
     metrics: queues.metrics,
@@ -104,6 +101,9 @@ export async function createWorker(
     stalledInterval: settings.lockDurationMs,
     // A chunk whose worker died twice is still retried once more before it counts as failed.
     maxStalledCount: 2,
+    // An idle worker re-blocks every drainDelay seconds; new jobs wake it at once anyway, so a long
+    // delay only saves Redis round trips.
+    drainDelay: 30,
   };
   // BullMQ does not close connections it was given, so they are kept here and closed after the workers.
   const connections = [connectRedis(settings.queue.redisUrl), connectRedis(settings.queue.redisUrl)] as const;
@@ -131,6 +131,7 @@ export async function createWorker(
     async close() {
       clearInterval(reporter);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
+      await progress.close();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
       await pool.close();
       await queues.close();

@@ -7,6 +7,7 @@ import type { EnginePool } from './engine-pool';
 import type { IncrementalIndex } from './incremental-index';
 import type { ChunkJobData, ChunkResult } from './job-data';
 import type { JobStore } from './job-store';
+import type { ProgressReporter } from './progress-reporter';
 import { TransientReadTracker } from './transient-read-tracker';
 
 export interface ChunkProcessorDeps {
@@ -14,8 +15,7 @@ export interface ChunkProcessorDeps {
   jobs: JobStore;
   pool: EnginePool;
   index: IncrementalIndex;
-  /** Least time between two progress writes of one chunk: progress costs O(chunks), not O(images). */
-  progressIntervalMs: number;
+  progress: ProgressReporter;
 }
 
 async function* sources(images: ChunkJobData['images']): AsyncGenerator<LabelSource> {
@@ -32,7 +32,7 @@ export class ChunkProcessor {
 
   async process(job: Job<ChunkJobData>): Promise<ChunkResult> {
     const d = job.data;
-    const { jobs, pool } = this.deps;
+    const { jobs, pool, progress } = this.deps;
     if ((await jobs.status(d.setId)) === 'cancelled') throw new UnrecoverableError('job cancelled');
     const rt = await pool.acquire(d.model).catch((err: unknown) => {
       // A model that cannot be loaded will not load on a retry either.
@@ -44,7 +44,6 @@ export class ChunkProcessor {
       const records: ImageRecord[] = [];
       let failed = 0;
       let detections = 0;
-      let reported = Date.now();
       const stream = labelStream(sources(d.images), {
         store: input,
         preparer: rt.preparer,
@@ -58,11 +57,7 @@ export class ChunkProcessor {
         records.push(record);
         if (record.error) failed++;
         detections += record.detections.length;
-        if (Date.now() - reported >= this.deps.progressIntervalMs) {
-          reported = Date.now();
-          if ((await jobs.reportChunk(d.setId, d.index, records.length, failed)) === 'cancelled')
-            throw new UnrecoverableError('job cancelled');
-        }
+        if (progress.update(d.setId, d.index, records.length, failed) === 'cancelled') throw new UnrecoverableError('job cancelled');
       }
       const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - 1;
       if (input.transient && attemptsLeft > 0)
@@ -72,10 +67,11 @@ export class ChunkProcessor {
         const labelled = d.images.filter((_, i) => !records[i]?.error);
         await this.deps.index.record(d.indexFingerprint, labelled);
       }
-      await jobs.reportChunk(d.setId, d.index, records.length, failed);
+      await progress.finish(d.setId, d.index, records.length, failed);
       const { kind, runtimeVersion, device, precision } = rt.info;
       return { images: records.length, failed, detections, engine: { kind, runtimeVersion, device, precision } };
     } finally {
+      progress.drop(d.setId, d.index);
       pool.release(d.model);
     }
   }

@@ -13,3 +13,4 @@ export * from './set-processor';
 export * from './transient-read-tracker';
 export * from './webhook';
 export * from './metrics-store';
+export * from './progress-reporter';

@@ -105,9 +105,10 @@ export class JobStore {
     return ((await this.redis.hget(this.key('job', id), 'status')) ?? undefined) as JobStatus | undefined;
   }
 
-  /** Records a chunk's counts and reads the job status (one command): the chunk's cancellation check. */
-  reportChunk(id: string, chunk: number, done: number, failed: number): Promise<JobStatus | undefined> {
-    return this.writeAndReadStatus(this.key('job', id, 'progress'), id, [`c${chunk}`, `${done},${failed}`]);
+  /** Records chunks' counts `[chunk, done, failed]` and reads the job status, in one command. */
+  reportChunks(id: string, counts: [number, number, number][]): Promise<JobStatus | undefined> {
+    const fields = counts.flatMap(([chunk, done, failed]) => [`c${chunk}`, `${done},${failed}`]);
+    return this.writeAndReadStatus(this.key('job', id, 'progress'), id, fields);
   }
 
   /** Records planning progress and reads the status (one command), so planning stops on cancel. */
