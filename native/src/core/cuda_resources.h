@@ -1,4 +1,4 @@
-// RAII owners for the CUDA objects an execution context holds: a stream, events, device and pinned
+// RAII owners for the CUDA objects an execution context holds: a stream, device and pinned
 // host buffers. Destructors never throw (they run during unwinding); they release what they own.
 #pragma once
 
@@ -39,21 +39,6 @@ class CudaStream {
 
  private:
   cudaStream_t stream_ = nullptr;
-};
-
-class CudaEvent {
- public:
-  CudaEvent() { DETQ_CUDA_CHECK(cudaEventCreate(&event_)); }
-  ~CudaEvent() {
-    if (event_) cudaEventDestroy(event_);
-  }
-  CudaEvent(const CudaEvent&) = delete;
-  CudaEvent& operator=(const CudaEvent&) = delete;
-  cudaEvent_t get() const { return event_; }
-  void record(cudaStream_t stream) { DETQ_CUDA_CHECK(cudaEventRecord(event_, stream)); }
-
- private:
-  cudaEvent_t event_ = nullptr;
 };
 
 // A growable allocation; `Alloc` supplies the allocate/free pair (device or pinned host memory).

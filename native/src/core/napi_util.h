@@ -8,7 +8,6 @@
 #include <string>
 
 #define DETQ_THROW_TYPE_ERROR(env, message) throw Napi::TypeError::New((env), (message))
-#define DETQ_THROW_ERROR(env, message) throw Napi::Error::New((env), (message))
 
 namespace detq {
 

@@ -18,10 +18,6 @@ std::map<std::string, std::string> fields(const PlanKey& k) {
 
 }  // namespace
 
-std::string shapeString(int n, int c, int h, int w) {
-  return std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
-}
-
 std::vector<int> parseShape(const std::string& text) {
   std::vector<int> dims;
   std::stringstream ss(text);

@@ -33,7 +33,6 @@ void checkPlanCompatible(const PlanKey& key, const std::string& path, const std:
 // "9.0" for an H100: part of every plan's key.
 std::string computeCapabilityOf(int device);
 
-std::string shapeString(int n, int c, int h, int w);
 // "1x3x640x640" -> {1,3,640,640}; throws on anything else.
 std::vector<int> parseShape(const std::string& text);
 
