@@ -47,7 +47,12 @@ export class JobClient {
     if (!(await jobs.create(id, { spec, output: outputFor(spec) }))) {
       return { id, status: (await jobs.status(id)) ?? 'queued', existing: true };
     }
-    await sets.add('set', { spec }, { ...SET_JOB_OPTIONS, jobId: id, ...(spec.priority && { priority: spec.priority }) });
+    try {
+      await sets.add('set', { spec }, { ...SET_JOB_OPTIONS, jobId: id, ...(spec.priority && { priority: spec.priority }) });
+    } catch (err) {
+      await jobs.remove(id).catch(() => undefined);
+      throw err;
+    }
     return { id, status: 'queued', existing: false };
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { TERMINAL_STATUSES, type JobSpec, type JobStatus } from '@detq/core';
+import type { JobSpec, JobStatus } from '@detq/core';
 
 /** The detq-owned state of one set job (BullMQ keeps the queue mechanics, this keeps what users see). */
 export interface JobState {
@@ -97,10 +97,6 @@ export class JobStore {
     return (await cmd.call(this.redis, this.key('job', id), ...args)) === 1;
   }
 
-  async setFields(id: string, fields: Record<string, string | number>): Promise<void> {
-    await this.redis.hset(this.key('job', id), fields);
-  }
-
   async status(id: string): Promise<JobStatus | undefined> {
     return ((await this.redis.hget(this.key('job', id), 'status')) ?? undefined) as JobStatus | undefined;
   }
@@ -173,7 +169,8 @@ export class JobStore {
     return this.setStatus(id, 'cancelled', { finishedAt: Date.now(), error: 'cancelled by request' });
   }
 
-  static isTerminal(status: JobStatus): boolean {
-    return TERMINAL_STATUSES.includes(status);
+  /** Undoes create() when the job could not be queued, so no state is left that no worker will ever move. */
+  async remove(id: string): Promise<void> {
+    await this.redis.multi().unlink(this.key('job', id), this.key('job', id, 'progress')).zrem(this.key('jobs'), id).exec();
   }
 }
