@@ -54,6 +54,9 @@ void ExecutionThread::loop() {
       job->error_ = initError;
     } else {
       try {
+        // Queueing delay (shown with DETQ_DEBUG): time between infer() and this thread picking it up.
+        log(LogLevel::kDebug, "job waited " + std::to_string(std::chrono::duration<double, std::milli>(
+                                                  std::chrono::steady_clock::now() - job->submitted_).count()) + " ms");
         job->run(*pipeline);
       } catch (const std::exception& e) {
         job->error_ = e.what();
@@ -103,6 +106,7 @@ Napi::Promise ExecutionThread::submit(Napi::Object owner, std::unique_ptr<Job> j
     return promise;
   }
   job->owner_ = Napi::Persistent(owner);
+  job->submitted_ = std::chrono::steady_clock::now();
   if (pending_++ == 0) tsfn_.Ref(env);
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -5,6 +5,7 @@
 
 #include <napi.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -31,6 +32,7 @@ class Job {
   Napi::ObjectReference owner_;  // keeps the JS wrapper (and so this thread) alive while the job is pending
   std::string error_;
   bool stop_ = false;
+  std::chrono::steady_clock::time_point submitted_;
 };
 
 class ExecutionThread {

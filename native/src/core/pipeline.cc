@@ -1,5 +1,7 @@
 #include "pipeline.h"
 
+#include "log.h"
+
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -106,8 +108,16 @@ std::vector<FrameResult> Pipeline::infer(const std::vector<HostFrame>& frames, c
   if (!model_) throw std::logic_error("this pipeline has no model");
   if (frames.empty()) return {};
   checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
+  const auto t0 = std::chrono::steady_clock::now();
   upload(frames);
-  return runDevice(static_cast<int>(frames.size()), config);
+  const auto t1 = std::chrono::steady_clock::now();
+  auto results = runDevice(static_cast<int>(frames.size()), config);
+  const auto t2 = std::chrono::steady_clock::now();
+  // Where a batch's time goes (shown with DETQ_DEBUG): host staging + copy, then GPU work to boxes back.
+  log(LogLevel::kDebug, "infer " + std::to_string(frames.size()) + " frames: upload " +
+                            std::to_string(std::chrono::duration<double, std::milli>(t1 - t0).count()) + " ms, device " +
+                            std::to_string(std::chrono::duration<double, std::milli>(t2 - t1).count()) + " ms");
+  return results;
 }
 
 std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int width, int height, DType type) {

@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <regex>
 #include <stdexcept>
 
@@ -26,7 +27,8 @@ class TorchModel;
 
 class TorchInstance : public InstanceState {
  public:
-  explicit TorchInstance(TorchModel& model) : model_(model) {}
+  // Built on its execution context's thread, which is where the warm-up has to run.
+  explicit TorchInstance(TorchModel& model);
   RawOutput run(const void* input, int batch, cudaStream_t stream) override;
 
  private:
@@ -65,20 +67,11 @@ class TorchModel : public ModelState {
     info_.channelsLast = o.channelsLast;
     half_ = o.half;
 
-    // Warm-up: the TorchScript profiling executor optimises after its first runs, and the output
-    // shape tells the number of classes and anchors.
+    // The output shape tells the number of classes and anchors.
     auto stream = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(o.device));
     c10::cuda::CUDAStreamGuard streamGuard(stream);
     c10::InferenceMode inference;
-    at::Tensor probe = torch::full({1, 3, info_.inputHeight, info_.inputWidth}, 114.0 / 255.0,
-                                   torch::TensorOptions().dtype(half_ ? torch::kHalf : torch::kFloat).device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device)))
-                           .contiguous(o.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
-    at::Tensor out;
-    for (int i = 0; i < 3; ++i) out = forward(probe);
-    // cuDNN autotunes each new input shape on first use: do it now for every batch size the pipeline
-    // runs (powers of two up to maxBatch), not in the middle of a labelling run.
-    for (int b = 2; b <= info_.maxBatch; b *= 2) forward(probe.expand({b, -1, -1, -1}).contiguous(
-        o.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+    const at::Tensor out = forward(probe(1));
     stream.synchronize();
     if (out.dim() != 3) throw std::runtime_error("unexpected TorchScript output rank " + std::to_string(out.dim()) + " (expected [batch, 4+classes, anchors])");
     info_.outputRows = static_cast<int>(out.size(1));
@@ -86,6 +79,28 @@ class TorchModel : public ModelState {
   }
 
   std::unique_ptr<InstanceState> createInstance() override { return std::make_unique<TorchInstance>(*this); }
+
+  // A grey batch in the input's dtype and layout.
+  at::Tensor probe(int batch) const {
+    return torch::full({batch, 3, info_.inputHeight, info_.inputWidth}, 114.0 / 255.0,
+                       torch::TensorOptions().dtype(half_ ? torch::kHalf : torch::kFloat).device(torch::kCUDA, static_cast<c10::DeviceIndex>(info_.deviceIndex)))
+        .contiguous(info_.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+  }
+
+  // Runs every batch size the pipeline uses (powers of two below maxBatch, and maxBatch) three times on the calling
+  // thread. PyTorch keeps cuDNN's autotuning results per thread, and the TorchScript profiling executor
+  // optimises a shape's graph after profiling it: both must happen before labelling, not during it.
+  void warmUp() {
+    auto stream = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(info_.deviceIndex));
+    c10::cuda::CUDAStreamGuard streamGuard(stream);
+    c10::InferenceMode inference;
+    for (int b = 1;; b = std::min(b * 2, info_.maxBatch)) {
+      const at::Tensor batch = probe(b);
+      for (int i = 0; i < 3; ++i) forward(batch);
+      if (b >= info_.maxBatch) break;
+    }
+    stream.synchronize();
+  }
 
   // Ultralytics exports return the head output, sometimes inside a tuple.
   at::Tensor forward(const at::Tensor& input) {
@@ -99,6 +114,14 @@ class TorchModel : public ModelState {
   torch::jit::Module module_;  // forward() is reentrant, so contexts share one module
   bool half_ = false;
 };
+
+TorchInstance::TorchInstance(TorchModel& model) : model_(model) {
+  try {
+    model_.warmUp();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(std::string("torch warm-up failed: ") + e.what_without_backtrace());
+  }
+}
 
 RawOutput TorchInstance::run(const void* input, int batch, cudaStream_t stream) {
   const ModelInfo& info = model_.info();
