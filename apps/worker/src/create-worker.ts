@@ -85,7 +85,7 @@ export async function createWorker(
 
   const queues = new DetqQueues(settings.queue);
   const progress = new ProgressReporter(queues.jobs, settings.progressIntervalMs);
-  const chunkProcessor = new ChunkProcessor({ store, jobs: queues.jobs, pool, index: queues.index, progress });
+  const chunkProcessor = new ChunkProcessor({ store, pool, index: queues.index, progress });
   const setProcessor = new SetProcessor({
     jobs: queues.jobs,
     metrics: queues.metrics,

@@ -6,13 +6,11 @@ import type { ObjectStore } from '@detq/storage';
 import type { EnginePool } from './engine-pool';
 import type { IncrementalIndex } from './incremental-index';
 import type { ChunkJobData, ChunkResult } from './job-data';
-import type { JobStore } from './job-store';
 import type { ProgressReporter } from './progress-reporter';
 import { TransientReadTracker } from './transient-read-tracker';
 
 export interface ChunkProcessorDeps {
   store: ObjectStore;
-  jobs: JobStore;
   pool: EnginePool;
   index: IncrementalIndex;
   progress: ProgressReporter;
@@ -32,8 +30,8 @@ export class ChunkProcessor {
 
   async process(job: Job<ChunkJobData>): Promise<ChunkResult> {
     const d = job.data;
-    const { jobs, pool, progress } = this.deps;
-    if ((await jobs.status(d.setId)) === 'cancelled') throw new UnrecoverableError('job cancelled');
+    const { pool, progress } = this.deps;
+    if ((await progress.status(d.setId)) === 'cancelled') throw new UnrecoverableError('job cancelled');
     const rt = await pool.acquire(d.model).catch((err: unknown) => {
       // A model that cannot be loaded will not load on a retry either.
       throw err instanceof FatalError ? new UnrecoverableError(err.message) : err;
@@ -67,11 +65,13 @@ export class ChunkProcessor {
         const labelled = d.images.filter((_, i) => !records[i]?.error);
         await this.deps.index.record(d.indexFingerprint, labelled);
       }
-      await progress.finish(d.setId, d.index, records.length, failed);
+      progress.update(d.setId, d.index, records.length, failed);
       const { kind, runtimeVersion, device, precision } = rt.info;
       return { images: records.length, failed, detections, engine: { kind, runtimeVersion, device, precision } };
-    } finally {
+    } catch (err) {
       progress.drop(d.setId, d.index);
+      throw err;
+    } finally {
       pool.release(d.model);
     }
   }

@@ -65,6 +65,7 @@ export class Finaliser {
     const errorsByCode: Record<string, number> = {};
     let detections = 0;
     let model: ImageRecord['model'] | undefined;
+    const chunkCounts: [number, number, number][] = [];
     for (let index = 0; index < state.chunks; index++) {
       const chunkId = chunkJobId(id, index);
       const resultRel = chunkResultKey(index);
@@ -85,6 +86,7 @@ export class Finaliser {
         }
       });
       for (const r of records) await writer.add(r);
+      chunkCounts.push([index, records.length, records.filter((r) => r.error).length]);
     }
     const failed = Object.values(errorsByCode).reduce((a, b) => a + b, 0);
     const status: JobStatus = state.status === 'cancelled' ? 'cancelled' : failed > 0 ? 'completed_with_errors' : 'completed';
@@ -111,6 +113,8 @@ export class Finaliser {
     await writer.writeFile('manifest.json', JSON.stringify({ id, input: spec.input, output: state.output, total: manifest.length, images: manifest }));
     await writer.writeFile('summary.json', `${JSON.stringify(summary, null, 2)}\n`);
     await writer.finish();
+    // Workers send a chunk's last counts with their next periodic write; the job's final counts are these.
+    if (chunkCounts.length) await this.deps.jobs.reportChunks(id, chunkCounts);
     return summary;
   }
 

@@ -67,8 +67,9 @@ export class Planner {
         removeOnComplete: { age: 7 * 86400 },
         removeOnFail: { age: 7 * 86400 },
       });
-      const status = await this.deps.jobs.recordPlanned(id, result.total, result.chunks);
-      if (status === 'cancelled') result.cancelled = true;
+      // Every 16 chunks (4096 images by default): the running total for status views, and a cancel check.
+      if (result.chunks % 16 === 0 && (await this.deps.jobs.recordPlanned(id, result.total, result.chunks)) === 'cancelled')
+        result.cancelled = true;
     };
     for await (const image of this.images(spec)) {
       result.listed++;
