@@ -31,9 +31,9 @@ if [ "$phase" = a ]; then
   time node native/scripts/build.mjs --CDCMAKE_CUDA_ARCHITECTURES=90 > "$OUT/build.log" 2>&1 || { tail -60 "$OUT/build.log"; exit 1; }
   grep -E "detq native" "$OUT/build.log"
   detq info --json | tee "$OUT/info.json"
-  [ -n "${DETQ_BENCH_LAYOUT:-}" ] && node native/scripts/bench-layout.mjs $model 32 2>&1 | tee "$OUT/bench-layout.log"
+  if [ -n "${DETQ_BENCH_LAYOUT:-}" ]; then node native/scripts/bench-layout.mjs $model 32 2>&1 | tee "$OUT/bench-layout.log"; fi
 else
-  [ -f .device/onnx/yolo11n-dyn.onnx ] && python3 native/scripts/compare-onnx-torch.py .device/onnx/yolo11n-dyn.onnx $model \
+  [ ! -f .device/onnx/yolo11n-dyn.onnx ] || python3 native/scripts/compare-onnx-torch.py .device/onnx/yolo11n-dyn.onnx $model \
     $shared/datasets/coco128/images/train2017 2>&1 | tee "$OUT/compare.log"
   DETQ_GPU_KEEP_DIR=$OUT vitest 2>&1 | tee "$OUT/test-b.log" | grep -vE "^\s*$" | tail -40
   # End to end on JPEG files: coco128 listed 8 times (1024 decodes) so the run is long enough to time.

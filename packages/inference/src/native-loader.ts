@@ -97,6 +97,14 @@ export class NativeEngine implements Engine {
     }
     const m = model.info;
     const contexts = Array.from({ length: options.contexts ?? 2 }, () => model.createContext());
+    // Each context warms up on its own thread (cuDNN autotuning is per thread in PyTorch); an empty
+    // infer() settles once that is done, so the cost lands in load() and not in the first batches.
+    try {
+      await Promise.all(contexts.map((c) => c.infer([], { conf: 0.25, iou: 0.7, maxDet: 300, agnosticNms: false, multiLabel: false })));
+    } catch (err) {
+      await Promise.all(contexts.map((c) => c.dispose()));
+      throw new FatalError('BAD_MODEL', `cannot run ${modelPath} on ${kind}: ${(err as Error).message}`, { cause: err });
+    }
     return new NativeEngine(
       {
         kind,
