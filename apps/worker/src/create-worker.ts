@@ -51,7 +51,7 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
     webhookHosts: webhookHostsFromEnv(env),
-    statsIntervalMs: int(env.DETQ_STATS_MS, 15_000),
+    statsIntervalMs: int(env.DETQ_STATS_MS, 30_000),
   };
 }
 
@@ -114,6 +114,9 @@ export async function createWorker(
   });
   const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
     ...common,
+    // A set job is active only while planning or finalising: a slower stalled check costs little
+    // recovery time and saves Redis round trips while its chunks run.
+    stalledInterval: 2 * settings.lockDurationMs,
     connection: connections[1],
     concurrency: 2,
   });
