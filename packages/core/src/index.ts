@@ -4,3 +4,4 @@ export * from './paths';
 export * from './schemas';
 export * from './job-spec';
 export * from './label-options';
+export * from './hash';

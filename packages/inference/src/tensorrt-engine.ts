@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { basename, join } from 'node:path';
-import { FatalError } from '@detq/core';
+import type { TensorRtBuildOptions } from '@detq/native';
+import { FatalError, sha256File } from '@detq/core';
 import { loadNativeAddon, NativeEngine, nativeUnavailableReason, type NativeEngineOptions } from './native-loader';
 
 /** TensorRT 10 from a detq engine file (`detq build-engine`): plans are bound to one GPU model and TensorRT version. */
@@ -14,28 +13,11 @@ export function loadTensorRtEngine(modelPath: string, options: NativeEngineOptio
   return NativeEngine.load('tensorrt', modelPath, options);
 }
 
-export interface BuildEngineOptions {
-  onnxPath: string;
+/** What `detq build-engine` takes: the addon's build options, with the file named for its key in outDir. */
+export type BuildEngineOptions = Omit<TensorRtBuildOptions, 'outputPath' | 'modelSha256'> & {
   /** Folder the engine file is written to (named by its key). */
   outDir: string;
-  precision: 'fp32' | 'fp16' | 'int8';
-  workspaceMiB: number;
-  /** NxCxHxW, e.g. 1x3x512x512 / 16x3x640x640 / 32x3x1280x1280. */
-  minShape: string;
-  optShape: string;
-  maxShape: string;
-  device?: number;
-  /** INT8: float32 NCHW calibration images at the opt resolution, and where the calibration cache lives. */
-  calibrationData?: string;
-  calibrationCache?: string;
-  calibrationBatch?: number;
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+};
 
 /**
  * The engine file name: everything a plan is bound to (model bytes, GPU, compute capability, TensorRT
@@ -56,24 +38,12 @@ export async function buildTensorRtEngine(o: BuildEngineOptions): Promise<{ path
   const trt = addon.buildInfo.tensorrt;
   const gpu = addon.cudaInfo().devices[o.device ?? 0];
   if (!build || !trt || !gpu) throw new FatalError('ENGINE_UNAVAILABLE', 'cannot build a TensorRT engine: no TensorRT or no GPU');
-  const sha256 = await sha256Of(o.onnxPath);
+  const sha256 = await sha256File(o.onnxPath);
   const outputPath = join(
     o.outDir,
     engineFileName({ model: o.onnxPath, sha256, gpu: gpu.name, cc: gpu.computeCapability, tensorrt: trt, precision: o.precision, min: o.minShape, max: o.maxShape }),
   );
-  const result = await build({
-    onnxPath: o.onnxPath,
-    outputPath,
-    modelSha256: sha256,
-    precision: o.precision,
-    workspaceMiB: o.workspaceMiB,
-    minShape: o.minShape,
-    optShape: o.optShape,
-    maxShape: o.maxShape,
-    device: o.device ?? 0,
-    ...(o.calibrationData && { calibrationData: o.calibrationData }),
-    ...(o.calibrationCache && { calibrationCache: o.calibrationCache }),
-    ...(o.calibrationBatch && { calibrationBatch: o.calibrationBatch }),
-  });
+  const { outDir: _, ...options } = o;
+  const result = await build({ ...options, outputPath, modelSha256: sha256, device: o.device ?? 0 });
   return { path: result.path, seconds: result.seconds };
 }

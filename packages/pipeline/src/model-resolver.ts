@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { FatalError, sharedPath } from '@detq/core';
+import { FatalError, sha256File, sharedPath } from '@detq/core';
 import { readModelMetadata, type ModelMetadata } from '@detq/inference';
 import { isS3Uri, RoutingStore, type ObjectStore } from '@detq/storage';
 
@@ -28,12 +28,6 @@ export const DEFAULT_MODEL = {
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.DETQ_CACHE_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'detq');
-}
-
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 export interface ResolveModelOptions {

@@ -19,12 +19,9 @@ interface Row {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-/** infer() on decoded 640x480 RGB frames: adds the copy through pinned memory to the GPU. */
-async function hostFrames(engine: Engine, batch: number, iterations: number): Promise<number> {
+/** Median ms of infer() on the same frames, after one warm-up call. */
+async function timeInfer(engine: Engine, frames: Frame[], iterations: number): Promise<number> {
   const params = detectParamsSchema.parse({});
-  const [w, h] = [640, 480];
-  const pixels = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 13) & 0xff);
-  const frames: Frame[] = Array.from({ length: batch }, () => ({ layout: 'rgb', pixels, width: w, height: h }));
   await engine.infer(frames, params);
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
@@ -33,6 +30,14 @@ async function hostFrames(engine: Engine, batch: number, iterations: number): Pr
     times.push(performance.now() - t0);
   }
   return median(times);
+}
+
+/** infer() on decoded 640x480 RGB frames: adds the copy through pinned memory to the GPU. */
+async function hostFrames(engine: Engine, batch: number, iterations: number): Promise<number> {
+  const [w, h] = [640, 480];
+  const pixels = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 13) & 0xff);
+  const frames: Frame[] = Array.from({ length: batch }, () => ({ layout: 'rgb', pixels, width: w, height: h }));
+  return timeInfer(engine, frames, iterations);
 }
 
 /**
@@ -50,14 +55,7 @@ async function engineOnly(engine: Engine, batch: number, iterations: number): Pr
   const letterbox = computeLetterbox(w, h, w, h);
   const pixels = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) & 0xff);
   const frames: Frame[] = Array.from({ length: batch }, () => ({ layout: 'letterboxed', pixels, width: w, height: h, letterbox }));
-  await engine.infer(frames, params);
-  const times: number[] = [];
-  for (let i = 0; i < iterations; i++) {
-    const t0 = performance.now();
-    await engine.infer(frames, params);
-    times.push(performance.now() - t0);
-  }
-  return median(times);
+  return timeInfer(engine, frames, iterations);
 }
 
 export function register(program: Command): void {
