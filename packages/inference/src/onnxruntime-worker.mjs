@@ -14,7 +14,7 @@ try {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     // Spinning intra-op threads would burn the cores that image decoding needs between runs.
-    extra: { session: { intra_op: { allow_spinning: '1' } } },
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
   const input = session.inputMetadata[0];
   const output = session.outputMetadata[0];
