@@ -11,6 +11,8 @@ export const IMAGE_ERROR_CODES = {
   CORRUPT: 'the image data is damaged and cannot be decoded',
   READ_FAILED: 'the object could not be read from storage',
   INFERENCE_FAILED: 'the engine failed on the batch holding this image',
+  CHUNK_FAILED: 'distributed jobs: the chunk holding this image failed after every retry (the message says why)',
+  CANCELLED: 'distributed jobs: the job was cancelled before this image was labelled',
 } as const;
 export type ImageErrorCode = keyof typeof IMAGE_ERROR_CODES;
 

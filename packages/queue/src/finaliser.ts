@@ -1,10 +1,10 @@
 import { Job, type Queue } from 'bullmq';
-import { DetqError, type ImageRecord, type JobStatus } from '@detq/core';
+import { DetqError, type ImageErrorCode, type ImageRecord, type JobStatus } from '@detq/core';
 import { OutputWriter, OUTPUT_FILES } from '@detq/formats';
 import { errorRecord } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import type { LabelRuntime } from './engine-pool';
-import { chunkJobId, chunkResultKey, QUEUE_ERROR_CODES, type ChunkJobData, type ChunkResult, type SetJobData } from './job-data';
+import { chunkJobId, chunkResultKey, type ChunkJobData, type ChunkResult, type SetJobData } from './job-data';
 import type { JobState, JobStore } from './job-store';
 
 export interface FinaliserDeps {
@@ -121,7 +121,7 @@ export class Finaliser {
   private async failedChunkRecords(chunks: Queue<ChunkJobData>, chunkId: string, reason: string, runtime: LabelRuntime): Promise<ImageRecord[]> {
     const chunk = await Job.fromId<ChunkJobData>(chunks, chunkId);
     if (!chunk) throw new Error(`chunk ${chunkId} failed and its job data is gone: cannot name its images`);
-    const code: keyof typeof QUEUE_ERROR_CODES = reason === 'job cancelled' ? 'CANCELLED' : 'CHUNK_FAILED';
+    const code: ImageErrorCode = reason === 'job cancelled' ? 'CANCELLED' : 'CHUNK_FAILED';
     const { imgsz: _imgsz, ...params } = chunk.data.params;
     return chunk.data.images.map(({ key }) => errorRecord(key, new DetqError(code, reason), runtime.model, params));
   }

@@ -37,10 +37,6 @@ export interface ChunkResult {
 }
 
 /** Per-image error codes the queue adds to @detq/core's IMAGE_ERROR_CODES. */
-export const QUEUE_ERROR_CODES = {
-  CHUNK_FAILED: 'the chunk holding this image failed after every retry (the message says why)',
-  CANCELLED: 'the job was cancelled before this image was labelled',
-} as const;
 
 export function chunkJobId(setId: string, index: number): string {
   // Scheduler-made set ids contain ':', which BullMQ forbids in custom ids.

@@ -17,6 +17,13 @@ export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientC
     maxAttempts: 5,
   };
   if (env.S3_ENDPOINT) config.endpoint = env.S3_ENDPOINT;
+  // Without explicit keys the SDK's default chain (process env, profiles, instance roles) applies.
+  if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY)
+    config.credentials = {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }),
+    };
   return config;
 }
 
