@@ -18,6 +18,7 @@ import {
   type SetJobData,
 } from '@detq/queue';
 import { RoutingStore, type ObjectStore } from '@detq/storage';
+import { engineChoiceSchema, FatalError, type EngineChoice } from '@detq/core';
 
 export interface WorkerSettings {
   queue: QueueConfig;
@@ -27,6 +28,10 @@ export interface WorkerSettings {
   maxWaitMs: number;
   /** ONNX Runtime intra-op threads (default: every core). */
   threads?: number;
+  /** onnxruntime-cpu (default), torch, tensorrt or auto. */
+  engine: EngineChoice;
+  /** FP16 on the GPU engines. */
+  half: boolean;
   /** Least time between two progress writes of a worker: progress costs O(time), not O(images). */
   progressIntervalMs: number;
   /** BullMQ lock: a killed worker's chunk is retried by another once it lapses. */
@@ -38,6 +43,12 @@ export interface WorkerSettings {
   statsIntervalMs: number;
 }
 
+function engineChoiceFromEnv(value: string | undefined): EngineChoice {
+  const parsed = engineChoiceSchema.safeParse(value || 'onnxruntime-cpu');
+  if (!parsed.success) throw new FatalError('USAGE', `DETQ_ENGINE / --engine: expected onnxruntime-cpu, torch, tensorrt or auto (got ${JSON.stringify(value)})`);
+  return parsed.data;
+}
+
 const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number.parseInt(v, 10));
 
 export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
@@ -47,6 +58,8 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     maxBatch: int(env.DETQ_MAX_BATCH, 8),
     maxWaitMs: int(env.DETQ_MAX_WAIT_MS, 20),
     ...(env.DETQ_THREADS && { threads: int(env.DETQ_THREADS, 0) }),
+    engine: engineChoiceFromEnv(env.DETQ_ENGINE),
+    half: /^(1|true|yes)$/i.test(env.DETQ_HALF ?? ''),
     progressIntervalMs: int(env.DETQ_PROGRESS_MS, 5000),
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
@@ -78,6 +91,8 @@ export async function createWorker(
     maxBatch: settings.maxBatch,
     maxWaitMs: settings.maxWaitMs,
     ...(settings.threads && { threads: settings.threads }),
+    engine: settings.engine,
+    half: settings.half,
   });
   const rt = await pool.acquire();
   pool.release();

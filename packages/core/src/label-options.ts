@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { engineKindSchema, outputFormatSchema } from './schemas';
+import { engineChoiceSchema, outputFormatSchema } from './schemas';
 
 const csv = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
 
@@ -20,7 +20,7 @@ export const imgszSchema = z
 export const labelFlagsSchema = z.object({
   out: z.string().min(1),
   model: z.string().optional(),
-  engine: z.union([engineKindSchema, z.literal('auto')]).default('onnxruntime-cpu'),
+  engine: engineChoiceSchema.default('onnxruntime-cpu'),
   half: z.boolean().default(false),
   conf: z.coerce.number().min(0).max(1).default(0.25),
   iou: z.coerce.number().min(0).max(1).default(0.7),

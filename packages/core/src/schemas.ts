@@ -25,6 +25,10 @@ export type Detection = z.infer<typeof detectionSchema>;
 export const engineKindSchema = z.enum(['onnxruntime-cpu', 'torch', 'tensorrt']);
 export type EngineKind = z.infer<typeof engineKindSchema>;
 
+/** What --engine / DETQ_ENGINE take: an engine, or `auto` (GPU engines first, else onnxruntime-cpu). */
+export const engineChoiceSchema = z.union([engineKindSchema, z.literal('auto')]);
+export type EngineChoice = z.infer<typeof engineChoiceSchema>;
+
 export const modelInfoSchema = z.object({
   name: z.string(),
   sha256: z.string(),

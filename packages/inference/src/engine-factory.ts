@@ -1,10 +1,10 @@
-import type { EngineKind } from '@detq/core';
+import type { EngineChoice } from '@detq/core';
 import type { Engine } from './engine';
 import { OnnxRuntimeEngine } from './onnxruntime-engine';
 import { loadTensorRtEngine } from './tensorrt-engine';
 import { loadTorchEngine } from './torch-engine';
 
-export type EngineChoice = EngineKind | 'auto';
+export type { EngineChoice };
 
 export interface EngineOptions {
   /** Model file: .onnx for onnxruntime-cpu (and for TensorRT to build from), .torchscript for torch. */

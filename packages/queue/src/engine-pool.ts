@@ -1,5 +1,5 @@
 import type { ModelInfo } from '@detq/core';
-import type { Engine, EngineInfo } from '@detq/inference';
+import type { Engine, EngineChoice, EngineInfo } from '@detq/inference';
 import { Batcher, FramePreparer, openEngine, type OpenEngineOptions } from '@detq/pipeline';
 import type { ObjectStore } from '@detq/storage';
 
@@ -25,6 +25,10 @@ export interface EnginePoolOptions {
   maxBatch: number;
   maxWaitMs: number;
   threads?: number;
+  /** Which engine loads the models (`auto` prefers the GPU engines). */
+  engine?: EngineChoice;
+  /** FP16 on the GPU engines. */
+  half?: boolean;
   /** Engines kept loaded at once; idle ones beyond this are disposed, least recently used first. */
   maxEngines?: number;
 }
@@ -103,6 +107,10 @@ export class EnginePool {
     if (ref.sha256) opts.sha256 = ref.sha256;
     if (ref.imgsz) opts.imgsz = [ref.imgsz, ref.imgsz];
     if (this.options.threads) opts.threads = this.options.threads;
+    if (this.options.engine) opts.engine = this.options.engine;
+    if (this.options.half) opts.half = this.options.half;
+    // A fallback of `auto` is worth one line in the worker's log.
+    opts.notice = (line) => process.stderr.write(`detq worker: ${line}\n`);
     const { engine, model, names } = await openEngine(opts);
     return {
       batcher: new Batcher(engine, { maxBatch: this.options.maxBatch, maxWaitMs: this.options.maxWaitMs }),
