@@ -16,6 +16,15 @@ describe('decodeImage refuses bad files with a specific code', () => {
     });
   }
 
+  // libvips shares one error buffer between threads: codes must not depend on what else fails at once.
+  it('gives the same codes when every bad file is decoded at the same time', async () => {
+    const bad = Object.entries(badImages());
+    for (let round = 0; round < 5; round++) {
+      const codes = await Promise.all(bad.map(([, { bytes }]) => decodeImage(bytes).then(() => 'OK', (e: ImageError) => e.code)));
+      expect(codes).toEqual(bad.map(([, { code }]) => code));
+    }
+  });
+
   it('enforces the pixel limit on real images', async () => {
     const { readFile } = await import('node:fs/promises');
     const { SAMPLES } = await import('../helpers/fixtures');
