@@ -6,6 +6,18 @@
 
 namespace detq {
 
+LetterboxDesc parseLetterboxDesc(const Napi::Object& f, const char* widthKey, const char* heightKey, const char* where) {
+  LetterboxDesc d{};
+  d.srcWidth = static_cast<int32_t>(requireNumber(f, widthKey, where));
+  d.srcHeight = static_cast<int32_t>(requireNumber(f, heightKey, where));
+  d.resizedWidth = static_cast<int32_t>(requireNumber(f, "resizedWidth", where));
+  d.resizedHeight = static_cast<int32_t>(requireNumber(f, "resizedHeight", where));
+  d.left = static_cast<int32_t>(requireNumber(f, "left", where));
+  d.top = static_cast<int32_t>(requireNumber(f, "top", where));
+  d.gain = static_cast<float>(requireNumber(f, "gain", where));
+  return d;
+}
+
 ParsedFrames parseFrames(const Napi::Value& value) {
   Napi::Env env = value.Env();
   if (!value.IsArray()) DETQ_THROW_TYPE_ERROR(env, "frames must be an array");
@@ -21,13 +33,7 @@ ParsedFrames parseFrames(const Napi::Value& value) {
       DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + ": pixels must be a Uint8Array");
     auto pixels = px.As<Napi::Uint8Array>();
     HostFrame hf{};
-    hf.desc.srcWidth = static_cast<int32_t>(requireNumber(f, "width", "frame"));
-    hf.desc.srcHeight = static_cast<int32_t>(requireNumber(f, "height", "frame"));
-    hf.desc.resizedWidth = static_cast<int32_t>(requireNumber(f, "resizedWidth", "frame"));
-    hf.desc.resizedHeight = static_cast<int32_t>(requireNumber(f, "resizedHeight", "frame"));
-    hf.desc.left = static_cast<int32_t>(requireNumber(f, "left", "frame"));
-    hf.desc.top = static_cast<int32_t>(requireNumber(f, "top", "frame"));
-    hf.desc.gain = static_cast<float>(requireNumber(f, "gain", "frame"));
+    hf.desc = parseLetterboxDesc(f, "width", "height", "frame");
     hf.bytes = static_cast<std::size_t>(hf.desc.srcWidth) * hf.desc.srcHeight * 3;
     if (hf.desc.srcWidth <= 0 || hf.desc.srcHeight <= 0 || pixels.ByteLength() != hf.bytes)
       DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + ": pixels must hold width*height*3 bytes (uint8 RGB HWC)");

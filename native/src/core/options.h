@@ -24,6 +24,9 @@ struct ParsedFrames {
   std::vector<Napi::Reference<Napi::Value>> refs;
 };
 
+// Letterbox geometry of one frame. Frames name the source size width/height, bare letterboxes
+// srcWidth/srcHeight, hence the keys.
+LetterboxDesc parseLetterboxDesc(const Napi::Object& f, const char* widthKey, const char* heightKey, const char* where);
 ParsedFrames parseFrames(const Napi::Value& value);
 DetectConfig parseDetectConfig(const Napi::Value& value);
 LoadOptions parseLoadOptions(const Napi::Object& obj);

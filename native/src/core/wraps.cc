@@ -87,15 +87,10 @@ ParsedFrames parseGeometry(const Napi::Value& value) {
   auto arr = value.As<Napi::Array>();
   ParsedFrames out;
   for (uint32_t i = 0; i < arr.Length(); ++i) {
-    auto f = arr.Get(i).As<Napi::Object>();
+    Napi::Value item = arr.Get(i);
+    if (!item.IsObject()) DETQ_THROW_TYPE_ERROR(env, "letterbox " + std::to_string(i) + " must be an object");
     HostFrame hf{};
-    hf.desc.srcWidth = static_cast<int32_t>(requireNumber(f, "srcWidth", "letterbox"));
-    hf.desc.srcHeight = static_cast<int32_t>(requireNumber(f, "srcHeight", "letterbox"));
-    hf.desc.resizedWidth = static_cast<int32_t>(requireNumber(f, "resizedWidth", "letterbox"));
-    hf.desc.resizedHeight = static_cast<int32_t>(requireNumber(f, "resizedHeight", "letterbox"));
-    hf.desc.left = static_cast<int32_t>(requireNumber(f, "left", "letterbox"));
-    hf.desc.top = static_cast<int32_t>(requireNumber(f, "top", "letterbox"));
-    hf.desc.gain = static_cast<float>(requireNumber(f, "gain", "letterbox"));
+    hf.desc = parseLetterboxDesc(item.As<Napi::Object>(), "srcWidth", "srcHeight", "letterbox");
     out.frames.push_back(hf);
   }
   return out;
