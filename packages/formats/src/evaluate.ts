@@ -102,13 +102,15 @@ function smooth(y: number[], f = 0.1): number[] {
 
 /**
  * Evaluates prediction records against a YOLO labels folder (`<stem>.txt` per image; a missing file
- * means a background image). Only images with a record (and no error) are evaluated.
+ * means a background image). Only images with a record (and no error) are evaluated. Class names come
+ * from `names`, else from the records' detections.
  */
 export async function evaluate(records: AsyncIterable<ImageRecord>, labelsDir: string, names: readonly string[] = []): Promise<EvalResult> {
   const conf: number[] = [];
   const cls: number[] = [];
   const tp: Uint8Array[] = [];
   const targetCounts = new Map<number, number>();
+  const seenNames: string[] = [];
   let images = 0;
   for await (const r of records) {
     if (r.error) continue;
@@ -119,6 +121,7 @@ export async function evaluate(records: AsyncIterable<ImageRecord>, labelsDir: s
     for (const l of labels) targetCounts.set(l.classId, (targetCounts.get(l.classId) ?? 0) + 1);
     const correct = matchImage(r.detections, labels);
     r.detections.forEach((d, i) => {
+      seenNames[d.class_id] ??= d.class_name;
       conf.push(d.confidence);
       cls.push(d.class_id);
       tp.push(correct.subarray(i * T, i * T + T));
@@ -157,7 +160,7 @@ export async function evaluate(records: AsyncIterable<ImageRecord>, labelsDir: s
     }
     pCurves.push(pCurve);
     rCurves.push(rCurve);
-    perClass.push({ classId: c, name: names[c] ?? String(c), instances: nl, precision: 0, recall: 0, ap50: ap[0]!, ap5095: ap.reduce((s, v) => s + v, 0) / T });
+    perClass.push({ classId: c, name: names[c] ?? seenNames[c] ?? String(c), instances: nl, precision: 0, recall: 0, ap50: ap[0]!, ap5095: ap.reduce((s, v) => s + v, 0) / T });
   }
   // Precision and recall at the confidence that maximises the class-mean F1 (smoothed), as Ultralytics reports.
   const f1Mean = grid.map((_, g) => {

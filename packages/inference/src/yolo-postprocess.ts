@@ -1,8 +1,7 @@
 import type { DetectParams, Letterbox } from '@detq/core';
 import type { FrameDetections } from './engine';
 
-/** Ultralytics' constants: class offset for class-aware NMS, and the candidate cap before NMS. */
-export const MAX_WH = 7680;
+/** Ultralytics' cap on candidates before NMS. */
 export const MAX_NMS = 30_000;
 export const ROW = 6;
 

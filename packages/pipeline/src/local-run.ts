@@ -84,12 +84,14 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       ...(options.cocoIds && { cocoIds: options.cocoIds }),
     });
     const progress: Progress = { done: 0, errors: 0, elapsedMs: 0 };
-    // Counting runs alongside labelling so the first images start at once however large the input.
-    void (async () => {
-      let n = 0;
-      for await (const _ of listInputs(options.input, store)) n++;
-      progress.total = n;
-    })().catch(() => undefined);
+    // The total only serves a progress display: counting lists the input a second time (a second
+    // round of LIST requests on s3://), so it runs only when someone watches, alongside labelling.
+    if (hooks.progress)
+      void (async () => {
+        let n = 0;
+        for await (const _ of listInputs(options.input, store)) n++;
+        progress.total = n;
+      })().catch(() => undefined);
 
     const errorsByCode: Record<string, number> = {};
     let detections = 0;

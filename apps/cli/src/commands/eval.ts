@@ -17,12 +17,7 @@ export function register(program: Command): void {
       if (!(await stat(o.labels).catch(() => undefined))?.isDirectory())
         throw new FatalError('INPUT_NOT_FOUND', `--labels is not a folder: ${o.labels}`);
       const jsonl = info.isDirectory() ? join(o.pred, OUTPUT_FILES.jsonl) : o.pred;
-      let names: string[] = [];
-      for await (const r of readJsonl(jsonl)) {
-        for (const d of r.detections) names[d.class_id] = d.class_name;
-      }
-      names = Array.from(names, (n, i) => n ?? String(i));
-      const m = await evaluate(readJsonl(jsonl), o.labels, names);
+      const m = await evaluate(readJsonl(jsonl), o.labels);
       if (o.json) {
         process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
         return;

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { describeFlagIssues, FatalError, labelFlagsSchema, parseClasses } from '@detq/core';
-import { readModelMetadata } from '@detq/inference';
-import { resolveModel, runLocal, type RunSummary } from '@detq/pipeline';
+import { resolveModel, runLocal, type Progress, type RunSummary } from '@detq/pipeline';
 import { ProgressBar } from '../progress-bar';
 
 export function register(program: Command): void {
@@ -34,7 +33,7 @@ export function register(program: Command): void {
       const f = parsed.data;
       let classes: number[] | undefined;
       if (f.classes) {
-        const names = (await readModelMetadata((await resolveModel({ ...(f.model && { model: f.model }) })).path)).names;
+        const { names } = (await resolveModel({ ...(f.model && { model: f.model }) })).metadata;
         try {
           classes = parseClasses(f.classes, names);
         } catch (err) {
@@ -59,7 +58,7 @@ export function register(program: Command): void {
           cocoIds: f.cocoIds,
           limits: { maxPixels: f.maxPixels, maxBytes: 256 * 1024 * 1024 },
         },
-        { progress: (p) => bar.update(p), notice: (line) => process.stderr.write(`detq: ${line}\n`) },
+        { ...(process.stderr.isTTY && { progress: (p: Progress) => bar.update(p) }), notice: (line) => process.stderr.write(`detq: ${line}\n`) },
       );
       bar.done();
       if (f.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
