@@ -31,8 +31,8 @@ await rm(out, { recursive: true, force: true });
 
 const rows = [
   ['engine-only (onnxruntime-cpu, pre-made tensors)', engineOnly],
-  ['end-to-end (detq label, JPEG files)', summary.imagesPerSecond],
+  ['end-to-end (detq label, JPEG files)', summary.timing.imagesPerSecond],
 ] as const;
 console.log(`detq bench:cpu — ${frames.length} coco128 images, ${threads} threads, batch ${batch}, ${engine.info.runtimeVersion}`);
 for (const [name, v] of rows) console.log(`${name.padEnd(50)} ${v.toFixed(1).padStart(7)} img/s`);
-console.log(`${'ratio end-to-end / engine-only'.padEnd(50)} ${(summary.imagesPerSecond / engineOnly).toFixed(3).padStart(7)}`);
+console.log(`${'ratio end-to-end / engine-only'.padEnd(50)} ${(summary.timing.imagesPerSecond / engineOnly).toFixed(3).padStart(7)}`);

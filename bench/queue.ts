@@ -109,8 +109,8 @@ const rows: [string, string, string][] = [
   ['Redis commands per image', (sentByJob / N).toFixed(4), `${sentByJob} commands sent by API client + worker; target <= 0.05`],
   ['  executed incl. in scripts', (redisCommands / N).toFixed(4), `${redisCommands}: Redis' total_commands_processed, counting each command a Lua script runs`],
   ['S3 PUTs per image', (puts / N).toFixed(4), `${puts} PUTs (chunks, jsonl, coco, manifest, summary); target <= 0.01`],
-  ['detq label img/s', local.imagesPerSecond.toFixed(1), 'runLocal on the same prefix'],
+  ['detq label img/s', local.timing.imagesPerSecond.toFixed(1), 'runLocal on the same prefix'],
   ['worker img/s', workerRate.toFixed(1), 'enqueue to finalised'],
-  ['worker / detq label', (workerRate / local.imagesPerSecond).toFixed(3), 'target >= 0.9'],
+  ['worker / detq label', (workerRate / local.timing.imagesPerSecond).toFixed(3), 'target >= 0.9'],
 ];
 for (const [name, value, note] of rows) console.log(`${name.padEnd(28)} ${value.padStart(9)}   ${note}`);

@@ -1,7 +1,7 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EXIT_CODES } from '@detq/core';
+import { EXIT_CODES, runSummarySchema } from '@detq/core';
 import { main } from '@detq/cli';
 import { COCO_IMAGES, cocoImageNames, MODEL_INT8_320, SAMPLES, tempDir } from '../helpers/fixtures';
 
@@ -79,7 +79,8 @@ describe('detq CLI exit codes and messages', () => {
     vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (writes.push(String(s)), true));
     expect(await detq('label', join(dir, a!), '--out', out, '--model', MODEL_INT8_320, '--json')).toBe(0);
     const summary = JSON.parse(writes.join(''));
-    expect(summary).toMatchObject({ images: 1, labelled: 1, errors: 0, model: { name: 'yolo11n_int8_320.onnx', imgsz: [320, 320] } });
-    expect(summary.detections).toBeGreaterThan(0);
+    expect(runSummarySchema.parse(summary)).toMatchObject({ counts: { total: 1, labelled: 1, failed: 0 }, provenance: { model: { name: 'yolo11n_int8_320.onnx', imgsz: [320, 320] } } });
+    expect(summary.counts.detections).toBeGreaterThan(0);
+    expect(JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'))).toEqual(summary);
   });
 });

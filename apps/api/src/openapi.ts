@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jobSpecSchema, jobStatusSchema, scheduleSpecSchema } from '@detq/core';
+import { jobSpecSchema, jobStatusSchema, scheduleSpecSchema, DETQ_VERSION } from '@detq/core';
 
 const errorBody = {
   type: 'object',
@@ -33,7 +33,7 @@ const errors = {
 export function openApiDocument(): object {
   return {
     openapi: '3.1.0',
-    info: { title: 'detq API', version: '0.1.0' },
+    info: { title: 'detq API', version: DETQ_VERSION },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {

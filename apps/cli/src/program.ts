@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { DETQ_VERSION } from '@detq/core';
 import * as bench from './commands/bench';
 import * as buildEngine from './commands/build-engine';
 import * as evalCommand from './commands/eval';
@@ -17,7 +18,7 @@ import * as tokenCommand from './commands/token';
 export function createProgram(): Command {
   const program = new Command('detq')
     .description('Batch object-detection labelling with YOLO11')
-    .version('0.1.0')
+    .version(DETQ_VERSION)
     .exitOverride()
     .showHelpAfterError();
   for (const command of [label, evalCommand, info, bench, buildEngine, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);

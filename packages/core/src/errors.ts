@@ -10,6 +10,7 @@ export const IMAGE_ERROR_CODES = {
   TRUNCATED: 'the image data ends early',
   CORRUPT: 'the image data is damaged and cannot be decoded',
   READ_FAILED: 'the object could not be read from storage',
+  BAD_KEY: 'the input path cannot be an output key (a `..` segment, backslash or NUL, also percent-encoded): nothing is written for it',
   INFERENCE_FAILED: 'the engine failed on the batch holding this image',
   CHUNK_FAILED: 'distributed jobs: the chunk holding this image failed after every retry (the message says why)',
   CANCELLED: 'distributed jobs: the job was cancelled before this image was labelled',

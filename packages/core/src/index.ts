@@ -5,3 +5,6 @@ export * from './schemas';
 export * from './job-spec';
 export * from './label-options';
 export * from './hash';
+export * from './safe-key';
+export * from './version';
+export * from './run-summary';

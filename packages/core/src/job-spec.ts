@@ -15,6 +15,7 @@ export const s3UriSchema = z
 /** Upper bound of an inline image list; bigger sets go through a prefix or a manifest. */
 export const MAX_INLINE_IMAGES = 10_000;
 
+/** Include/exclude globs apply to every kind of input, matched against each image's key. */
 export const jobInputSchema = z
   .strictObject({
     uri: s3UriSchema.optional(),
@@ -27,8 +28,6 @@ export const jobInputSchema = z
     const given = (['uri', 'manifest', 'images'] as const).filter((k) => input[k] !== undefined);
     if (given.length !== 1)
       ctx.addIssue({ code: 'custom', message: 'give exactly one of uri, manifest or images', path: given.length > 1 ? [given[1]!] : [] });
-    if (input.uri === undefined && (input.include || input.exclude))
-      ctx.addIssue({ code: 'custom', message: 'include/exclude only apply to a uri prefix', path: ['include'] });
   });
 export type JobInput = z.infer<typeof jobInputSchema>;
 

@@ -19,7 +19,12 @@ export const imgszSchema = z
  */
 export const labelFlagsSchema = z.object({
   out: z.string().min(1),
+  include: z.string().transform(csv).optional(),
+  exclude: z.string().transform(csv).optional(),
+  allowEmpty: z.boolean().default(false),
+  resume: z.boolean().default(false),
   model: z.string().optional(),
+  names: z.string().optional(),
   engine: engineChoiceSchema.default('onnxruntime-cpu'),
   half: z.boolean().default(false),
   conf: z.coerce.number().min(0).max(1).default(0.25),

@@ -2,7 +2,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { FatalError, type ImageRecord, type OutputFormat } from '@detq/core';
+import { FatalError, keyProblem, resolveInside, type ImageRecord, type OutputFormat } from '@detq/core';
 import { isS3Uri, joinUri, type ObjectStore } from '@detq/storage';
 import { renderCoco, type CocoIdMap } from './coco';
 import { readJsonl, recordLine } from './jsonl';
@@ -20,6 +20,8 @@ export interface OutputOptions {
   cocoIds?: CocoIdMap;
   /** Label Studio `data.image` for a key (default: the key itself). */
   imageUri?: (key: string) => string;
+  /** Append to an existing detections.jsonl (`--resume`) instead of starting it anew. */
+  append?: boolean;
 }
 
 export const OUTPUT_FILES = {
@@ -47,7 +49,7 @@ export class OutputWriter {
       const dir = remote ? await mkdtemp(join(tmpdir(), 'detq-out-')) : options.outUri;
       await mkdir(dir, { recursive: true });
       const path = join(dir, OUTPUT_FILES.jsonl);
-      const jsonl = createWriteStream(path);
+      const jsonl = createWriteStream(path, { flags: options.append ? 'a' : 'w' });
       await new Promise<void>((resolve, reject) => {
         jsonl.once('open', () => resolve());
         jsonl.once('error', reject);
@@ -58,13 +60,22 @@ export class OutputWriter {
     }
   }
 
+  /** Appends one record as one whole line (one write), so a crash never leaves half a record behind. */
   async add(record: ImageRecord): Promise<void> {
     if (!this.jsonl.write(recordLine(record))) await new Promise<void>((r) => this.jsonl.once("drain", () => r()));
   }
 
-  /** Writes an extra file (previews, summary) under the output. */
-  async writeFile(rel: string, body: Buffer | string): Promise<void> {
-    const path = join(this.dir, rel);
+  /**
+   * Writes a file (labels, previews, manifest) at `rel` under the output's `under` folder; refuses any
+   * path that would leave that folder, whatever the key it came from.
+   */
+  async writeFile(rel: string, body: Buffer | string, under = '.'): Promise<void> {
+    let path: string;
+    try {
+      path = resolveInside(under === '.' ? this.dir : resolveInside(this.dir, under), rel);
+    } catch (err) {
+      throw new FatalError('OUTPUT_FAILED', (err as Error).message, { cause: err });
+    }
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, body);
   }
@@ -80,14 +91,18 @@ export class OutputWriter {
       if (formats.includes('labelstudio'))
         await writeChunks(join(this.dir, OUTPUT_FILES.labelstudio), renderLabelStudio(records(), this.options.imageUri ?? ((k) => k)));
       if (formats.includes('yolo')) {
-        await this.writeFile(join(OUTPUT_FILES.yolo, 'classes.txt'), names.map((n) => `${n}\n`).join(''));
+        await this.writeFile('classes.txt', names.map((n) => `${n}\n`).join(''), OUTPUT_FILES.yolo);
         for await (const r of records()) {
-          if (!r.error) await this.writeFile(join(OUTPUT_FILES.yolo, yoloLabelPath(r.key)), renderYoloTxt(r, this.options.saveConf ?? false));
+          if (!r.error) await this.writeFile(yoloLabelPath(r.key), renderYoloTxt(r, this.options.saveConf ?? false), OUTPUT_FILES.yolo);
         }
       }
       const files = await listFiles(this.dir);
       if (isS3Uri(this.options.outUri)) {
-        for (const rel of files) await this.options.store.put(joinUri(this.options.outUri, rel), await readFile(join(this.dir, rel)));
+        for (const rel of files) {
+          const problem = keyProblem(rel);
+          if (problem) throw new FatalError('OUTPUT_FAILED', `refusing to upload ${JSON.stringify(rel)}: it ${problem}`);
+          await this.options.store.put(joinUri(this.options.outUri, rel), await readFile(join(this.dir, rel)));
+        }
         await rm(this.dir, { recursive: true, force: true });
       }
       return files.map((rel) => joinUri(this.options.outUri, rel));

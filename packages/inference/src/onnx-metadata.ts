@@ -86,7 +86,7 @@ export function parseNames(text: string): string[] {
   return Array.from(names, (n, i) => n ?? String(i));
 }
 
-export async function readModelMetadata(path: string): Promise<ModelMetadata> {
+export async function readOnnxModelMetadata(path: string): Promise<ModelMetadata> {
   let props: Record<string, string>;
   try {
     props = await readOnnxMetadataProps(path);

@@ -1,4 +1,4 @@
-import { ImageError, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
+import { ImageError, keyProblem, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
 import type { DecodeLimits } from '@detq/imaging';
 import type { ObjectStore } from '@detq/storage';
 import type { Batcher } from './batcher';
@@ -6,7 +6,7 @@ import type { FramePreparer } from './frame-preparer';
 import { errorRecord, toRecord } from './records';
 
 export interface LabelSource {
-  /** The record key (path relative to the input root). */
+  /** The record key (path relative to the input root); an unsafe one gets a BAD_KEY record. */
   key: string;
   /** Where to read the bytes. */
   uri: string;
@@ -34,6 +34,9 @@ export interface LabelledImage {
 
 /** Labels one image: read, decode, detect. Never throws: failures become the image's error record. */
 async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): Promise<LabelledImage> {
+  // Keys name output files: one that could leave the output root is never read nor written.
+  const unsafe = keyProblem(src.key);
+  if (unsafe) return { record: errorRecord(src.key, new ImageError('BAD_KEY', `the key ${JSON.stringify(src.key)} ${unsafe}`), ctx.model, ctx.params) };
   let bytes: Buffer;
   try {
     bytes = await ctx.store.get(src.uri);

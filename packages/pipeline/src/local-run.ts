@@ -1,19 +1,22 @@
-import { basename } from 'node:path';
-import type { DetectParams, OutputFormat } from '@detq/core';
+import { basename, join } from 'node:path';
+import { buildRunSummary, FatalError, type DetectParams, type OutputFormat, type RunSummary } from '@detq/core';
 import { renderPreview, type DecodeLimits } from '@detq/imaging';
 import type { EngineChoice } from '@detq/inference';
-import { OutputWriter, type CocoIdMap } from '@detq/formats';
-import { RoutingStore, type ObjectStore } from '@detq/storage';
+import { OutputWriter, OUTPUT_FILES, type CocoIdMap } from '@detq/formats';
+import { isS3Uri, joinUri, RoutingStore, type ObjectStore } from '@detq/storage';
 import { Batcher } from './batcher';
 import { FramePreparer } from './frame-preparer';
-import { listInputs } from './input-lister';
+import { describeInput, inputFromArgument, listImages, noImagesMessage, type InputFilter, type ListedImage } from './input-lister';
 import { labelStream } from './label-stream';
 import { openEngine } from './open-engine';
+import { readResumeState, type ResumeState } from './resume';
 
-export interface LocalRunOptions {
+export interface LocalRunOptions extends InputFilter {
   input: string;
   out: string;
   model?: string;
+  /** --names: class names file overriding the model's. */
+  names?: string;
   engine?: EngineChoice;
   half?: boolean;
   params: DetectParams;
@@ -26,6 +29,10 @@ export interface LocalRunOptions {
   cocoIds?: CocoIdMap;
   limits?: DecodeLimits;
   store?: ObjectStore;
+  /** An input with no images is not an error (nightly pipelines): empty outputs, exit 0. */
+  allowEmpty?: boolean;
+  /** Skip the keys already in <out>/detections.jsonl (same model and params), append the rest. */
+  resume?: boolean;
 }
 
 export interface Progress {
@@ -36,21 +43,6 @@ export interface Progress {
   elapsedMs: number;
 }
 
-export interface RunSummary {
-  images: number;
-  labelled: number;
-  detections: number;
-  errors: number;
-  errorsByCode: Record<string, number>;
-  /** Model resolution and engine start-up. */
-  loadSeconds: number;
-  /** Labelling time, from the first image read to the last output written. */
-  seconds: number;
-  imagesPerSecond: number;
-  model: { name: string; sha256: string; engine: string; imgsz: [number, number]; runtime: string; device: string };
-  params: DetectParams;
-  outputs: string[];
-}
 
 export interface LocalRunHooks {
   progress?: (p: Progress) => void;
@@ -60,21 +52,45 @@ export interface LocalRunHooks {
 /** `detq label`: lists the input, labels every image through the shared core and writes all outputs. */
 export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = {}): Promise<RunSummary> {
   const store = options.store ?? new RoutingStore();
+  const closeStore = () => store instanceof RoutingStore && !options.store && store.close();
   const loadStarted = Date.now();
-  const opened = await openEngine({
-    ...(options.model !== undefined && { model: options.model }),
-    engine: options.engine ?? 'onnxruntime-cpu',
-    maxBatch: options.batch,
-    ...(options.threads !== undefined && { threads: options.threads }),
-    ...(options.imgsz && { imgsz: options.imgsz }),
-    ...(options.half !== undefined && { half: options.half }),
-    ...(hooks.notice && { notice: hooks.notice }),
-    store,
-  });
+  const filter: InputFilter = { ...(options.include && { include: options.include }), ...(options.exclude && { exclude: options.exclude }) };
+  let opened: Awaited<ReturnType<typeof openEngine>>;
+  let spec: Awaited<ReturnType<typeof inputFromArgument>>;
+  let first: IteratorResult<ListedImage>;
+  const listing = async function* () {
+    yield* listImages(spec, { store, ...filter });
+  };
+  const images = listing();
+  try {
+    spec = await inputFromArgument(options.input, store);
+    // Look at the input before loading a model: an empty or mistyped one fails fast.
+    first = await images.next();
+    if (first.done && !options.allowEmpty) throw new FatalError('INPUT_NOT_FOUND', noImagesMessage(spec, filter));
+    if (options.resume && isS3Uri(options.out)) throw new FatalError('USAGE', '--resume needs a local --out (an s3:// output is uploaded only at the end)');
+    opened = await openEngine({
+      ...(options.model !== undefined && { model: options.model }),
+      ...(options.names !== undefined && { names: options.names }),
+      engine: options.engine ?? 'onnxruntime-cpu',
+      maxBatch: options.batch,
+      ...(options.threads !== undefined && { threads: options.threads }),
+      ...(options.imgsz && { imgsz: options.imgsz }),
+      ...(options.half !== undefined && { half: options.half }),
+      ...(hooks.notice && { notice: hooks.notice }),
+      store,
+    });
+  } catch (err) {
+    await images.return(undefined);
+    closeStore();
+    throw err;
+  }
   const { engine, model, names } = opened;
   const batcher = new Batcher(engine, { maxBatch: options.batch, maxWaitMs: 50 });
   const started = Date.now();
   try {
+    const resumed: ResumeState | undefined = options.resume
+      ? await readResumeState(join(options.out, OUTPUT_FILES.jsonl), { model, params: options.params })
+      : undefined;
     const writer = await OutputWriter.open({
       outUri: options.out,
       formats: options.formats,
@@ -82,6 +98,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       store,
       ...(options.saveConf !== undefined && { saveConf: options.saveConf }),
       ...(options.cocoIds && { cocoIds: options.cocoIds }),
+      ...(resumed && { append: true }),
     });
     const progress: Progress = { done: 0, errors: 0, elapsedMs: 0 };
     // The total only serves a progress display: counting lists the input a second time (a second
@@ -89,13 +106,17 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
     if (hooks.progress)
       void (async () => {
         let n = 0;
-        for await (const _ of listInputs(options.input, store)) n++;
+        for await (const image of listImages(spec, { store, ...filter })) if (!resumed?.keys.has(image.key)) n++;
         progress.total = n;
       })().catch(() => undefined);
 
-    const errorsByCode: Record<string, number> = {};
-    let detections = 0;
-    const stream = labelStream(listInputs(options.input, store), {
+    const errorsByCode: Record<string, number> = { ...resumed?.errorsByCode };
+    let detections = resumed?.detections ?? 0;
+    const todo = async function* () {
+      if (first.done) return;
+      for (let next: IteratorResult<ListedImage, void> = first; !next.done; next = await images.next()) if (!resumed?.keys.has(next.value.key)) yield next.value;
+    };
+    const stream = labelStream(todo(), {
       store,
       preparer: new FramePreparer(engine.info, options.limits),
       batcher,
@@ -112,29 +133,34 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
         progress.errors++;
       }
       detections += record.detections.length;
-      if (rgb) await writer.writeFile(`previews/${basename(record.key).replace(/\.[^.]+$/, '')}.jpg`, await renderPreview(rgb, record));
+      if (rgb) await writer.writeFile(`${basename(record.key).replace(/\.[^.]+$/, '')}.jpg`, await renderPreview(rgb, record), 'previews');
       progress.done++;
       progress.elapsedMs = Date.now() - started;
       hooks.progress?.(progress);
     }
-    const outputs = await writer.finish();
-    const seconds = (Date.now() - started) / 1000;
-    return {
-      images: progress.done,
-      labelled: progress.done - progress.errors,
-      detections,
-      errors: progress.errors,
+    const files = await writer.finish();
+    const total = progress.done + (resumed?.total ?? 0);
+    const failed = progress.errors + (resumed?.failed ?? 0);
+    const { info } = engine;
+    const summary = buildRunSummary({
+      input: describeInput(spec),
+      output: options.out,
+      counts: { total, labelled: total - failed, failed, detections, resumed: resumed?.total ?? 0 },
       errorsByCode,
+      startedAt: started,
+      finishedAt: Date.now(),
       loadSeconds: (started - loadStarted) / 1000,
-      seconds,
-      imagesPerSecond: progress.done / seconds,
-      model: { ...model, runtime: engine.info.runtimeVersion, device: engine.info.device },
+      model,
+      engines: [{ kind: info.kind, runtimeVersion: info.runtimeVersion, device: info.device, precision: info.precision }],
       params: options.params,
-      outputs,
-    };
+      files,
+    });
+    await store.put(joinUri(options.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
+    return summary;
   } finally {
+    await images.return(undefined);
     await batcher.close();
     await engine.dispose();
-    if (store instanceof RoutingStore && !options.store) store.close();
+    closeStore();
   }
 }

@@ -4,14 +4,14 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { FatalError, sha256File, sharedPath } from '@detq/core';
-import { readModelMetadata, type ModelMetadata } from '@detq/inference';
+import { readModelMetadata, readNamesFile, type ModelMetadata } from '@detq/inference';
 import { isS3Uri, RoutingStore, type ObjectStore } from '@detq/storage';
 
 export interface ResolvedModel {
   path: string;
   name: string;
   sha256: string;
-  /** Ultralytics metadata when the model is an ONNX export. */
+  /** Class names and input size from the model file (or --names). */
   metadata: ModelMetadata;
   /** Where it came from: flag, env, shared or download. */
   source: 'flag' | 'env' | 'shared' | 'download';
@@ -33,6 +33,8 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
 export interface ResolveModelOptions {
   /** --model: a path, s3:// URI or http(s):// URL. */
   model?: string;
+  /** --names: a .yaml or .txt of class names, overriding the model's own. */
+  names?: string;
   /** Expected sha256 of `model`, when known (job specs carry one). */
   sha256?: string;
   env?: NodeJS.ProcessEnv;
@@ -58,9 +60,8 @@ export async function resolveModel(options: ResolveModelOptions = {}): Promise<R
   const sha256 = await sha256File(path);
   if (options.sha256 && options.sha256 !== sha256)
     throw new FatalError('BAD_MODEL', `model ${path} has sha256 ${sha256}, expected ${options.sha256}`);
-  const metadata = path.endsWith('.onnx')
-    ? await readModelMetadata(path)
-    : { names: [], stride: 32, props: {} };
+  const metadata = await readModelMetadata(path);
+  if (options.names) metadata.names = await readNamesFile(options.names);
   return { path, name: basename(path), sha256, metadata, source: source ?? (path.startsWith(cacheDir(env)) ? 'download' : 'shared') };
 }
 

@@ -1,7 +1,7 @@
 import { Job, type Queue } from 'bullmq';
-import { DetqError, type ImageErrorCode, type ImageRecord, type JobStatus } from '@detq/core';
+import { buildRunSummary, DetqError, type ImageErrorCode, type ImageRecord, type RunSummary } from '@detq/core';
 import { OutputWriter, OUTPUT_FILES } from '@detq/formats';
-import { errorRecord } from '@detq/pipeline';
+import { describeInput, errorRecord, inputFromJob } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import type { LabelRuntime } from './engine-pool';
 import { chunkJobId, chunkResultKey, type ChunkJobData, type ChunkResult, type SetJobData } from './job-data';
@@ -17,26 +17,8 @@ type ManifestEntry =
   | { key: string; uri: string; result: string; line: number }
   | { key: string; uri: string; error: { code: string; message: string } };
 
-export interface Summary {
-  id: string;
-  status: JobStatus;
-  counts: { total: number; labelled: number; failed: number; detections: number; chunks: number; failedChunks: number };
-  errorsByCode: Record<string, number>;
-  startedAt?: string;
-  finishedAt: string;
-  durationSeconds: number;
-  imagesPerSecond: number;
-  output: string;
-  files: string[];
-  provenance: {
-    model: ImageRecord['model'] | undefined;
-    engines: ChunkResult['engine'][];
-    params: SetJobData['spec']['params'];
-    versions: { detq: string; node: string };
-  };
-}
-
-export const DETQ_VERSION = '0.1.0';
+/** The distributed summary is the one run summary of @detq/core. */
+export type Summary = RunSummary;
 
 /**
  * Runs once every chunk of a set has ended: merges the chunk objects, in chunk order, into the job's
@@ -89,27 +71,21 @@ export class Finaliser {
       chunkCounts.push([index, records.length, records.filter((r) => r.error).length]);
     }
     const failed = Object.values(errorsByCode).reduce((a, b) => a + b, 0);
-    const status: JobStatus = state.status === 'cancelled' ? 'cancelled' : failed > 0 ? 'completed_with_errors' : 'completed';
-    const finishedAt = Date.now();
-    const seconds = (finishedAt - (state.startedAt ?? state.createdAt)) / 1000;
-    const summary: Summary = {
+    const { imgsz: _imgsz, ...params } = spec.params;
+    const summary = buildRunSummary({
       id,
-      status,
+      cancelled: state.status === 'cancelled',
+      input: describeInput(inputFromJob(spec.input)),
+      output: state.output,
       counts: { total: manifest.length, labelled: manifest.length - failed, failed, detections, chunks: state.chunks, failedChunks: failedById.size },
       errorsByCode,
-      ...(state.startedAt && { startedAt: new Date(state.startedAt).toISOString() }),
-      finishedAt: new Date(finishedAt).toISOString(),
-      durationSeconds: Number(seconds.toFixed(3)),
-      imagesPerSecond: seconds > 0 ? Number((manifest.length / seconds).toFixed(2)) : 0,
-      output: state.output,
+      startedAt: state.startedAt ?? state.createdAt,
+      finishedAt: Date.now(),
+      model: model ?? runtime.model,
+      engines: results.map((r) => r.engine),
+      params,
       files: [...spec.output.formats.map((f) => joinUri(state.output, OUTPUT_FILES[f])), joinUri(state.output, 'manifest.json')],
-      provenance: {
-        model,
-        engines: distinct(results.map((r) => r.engine)),
-        params: spec.params,
-        versions: { detq: DETQ_VERSION, node: process.version },
-      },
-    };
+    });
     await writer.writeFile('manifest.json', JSON.stringify({ id, input: spec.input, output: state.output, total: manifest.length, images: manifest }));
     await writer.writeFile('summary.json', `${JSON.stringify(summary, null, 2)}\n`);
     await writer.finish();
@@ -135,7 +111,3 @@ function parseChunk(body: Buffer): ImageRecord[] {
     .map((l) => JSON.parse(l) as ImageRecord);
 }
 
-function distinct<T>(items: T[]): T[] {
-  const seen = new Map(items.map((i) => [JSON.stringify(i), i]));
-  return [...seen.values()];
-}

@@ -1,8 +1,6 @@
 import type { Job, Queue } from 'bullmq';
-import { UnrecoverableError } from 'bullmq';
-import picomatch from 'picomatch';
-import { s3UriSchema, type JobSpec } from '@detq/core';
-import { isImageName } from '@detq/pipeline';
+import { type JobSpec } from '@detq/core';
+import { inputFromJob, listImages } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import { chunkJobId, chunkResultKey, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
 import type { IncrementalIndex } from './incremental-index';
@@ -83,46 +81,9 @@ export class Planner {
     return result;
   }
 
-  /** The input's images in a stable order (so re-planning yields the same chunks). */
-  private async *images(spec: JobSpec): AsyncGenerator<ChunkImage> {
-    const { input } = spec;
-    if (input.uri !== undefined) {
-      const prefix = input.uri.endsWith('/') ? input.uri : `${input.uri}/`;
-      // Without include patterns, the same extension filter as `detq label`; refused formats stay listed
-      // so they get an error record instead of vanishing.
-      const include = input.include?.length ? picomatch(input.include, { dot: true }) : (key: string) => isImageName(key);
-      const exclude = input.exclude?.length ? picomatch(input.exclude, { dot: true }) : () => false;
-      for await (const e of this.deps.store.list(prefix)) {
-        const key = e.uri.slice(prefix.length);
-        if (include(key) && !exclude(key)) yield { key, uri: e.uri, ...(e.etag && { etag: e.etag }) };
-      }
-    } else if (input.images !== undefined) {
-      for (const uri of input.images) yield { key: uri, uri };
-    } else if (input.manifest !== undefined) {
-      yield* this.manifest(input.manifest);
-    }
-  }
-
-  /** A .jsonl manifest has one `"s3://…"` or `{"uri": "s3://…"}` a line; a .csv has the URI first. */
-  private async *manifest(uri: string): AsyncGenerator<ChunkImage> {
-    const text = (await this.deps.store.get(uri)).toString('utf8');
-    const jsonl = /\.jsonl$/i.test(uri);
-    let n = 0;
-    for (const raw of text.split(/\r?\n/)) {
-      n++;
-      const line = raw.trim();
-      if (!line) continue;
-      let value: unknown;
-      try {
-        value = jsonl ? JSON.parse(line) : line.split(',')[0]!.trim().replace(/^"|"$/g, '');
-      } catch {
-        throw new UnrecoverableError(`manifest ${uri} line ${n}: not JSON`);
-      }
-      const image = typeof value === 'object' && value !== null ? (value as { uri?: unknown }).uri : value;
-      if (!jsonl && n === 1 && image === 'uri') continue;
-      const parsed = s3UriSchema.safeParse(image);
-      if (!parsed.success) throw new UnrecoverableError(`manifest ${uri} line ${n}: ${parsed.error.issues[0]?.message}`);
-      yield { key: parsed.data, uri: parsed.data };
-    }
+  /** The input's images in a stable order (so re-planning yields the same chunks): the one lister. */
+  private images(spec: JobSpec): AsyncGenerator<ChunkImage> {
+    const { include, exclude } = spec.input;
+    return listImages(inputFromJob(spec.input), { store: this.deps.store, ...(include && { include }), ...(exclude && { exclude }) });
   }
 }

@@ -1,5 +1,6 @@
 import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
 import type { JobSpec } from '@detq/core';
+import { inputFromJob, noImagesMessage } from '@detq/pipeline';
 import { joinUri } from '@detq/storage';
 import type { EnginePool, LabelRuntime, ModelRef } from './engine-pool';
 import type { Finaliser, Summary } from './finaliser';
@@ -56,7 +57,7 @@ export class SetProcessor {
         const state = await jobs.get(id);
         const fingerprint = spec.incremental ? await this.withRuntime(model, (rt) => fingerprintOf(spec, rt)) : undefined;
         const plan = await this.deps.planner.plan(job, state!.output, model, fingerprint);
-        if (plan.listed === 0) throw new UnrecoverableError('the input has no images');
+        if (plan.listed === 0) throw new UnrecoverableError(noImagesMessage(inputFromJob(spec.input), spec.input));
         await jobs.setStatus(id, 'running', { planned: 1, total: plan.total, chunks: plan.chunks });
         await job.updateData({ ...job.data, step: 'finalise' });
         if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();

@@ -28,8 +28,9 @@ export class FileStore implements ObjectStore {
     );
   }
 
-  async *list(prefixUri: string): AsyncIterable<ObjectEntry> {
-    yield* walk(toPath(prefixUri));
+  async *list(prefixUri: string, options: { startAfter?: string } = {}): AsyncIterable<ObjectEntry> {
+    const after = options.startAfter === undefined ? undefined : toPath(options.startAfter);
+    for await (const e of walk(toPath(prefixUri))) if (after === undefined || e.uri > after) yield e;
   }
 }
 

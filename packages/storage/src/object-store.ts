@@ -13,8 +13,8 @@ export interface ObjectEntry {
 export interface ObjectStore {
   get(uri: string): Promise<Buffer>;
   put(uri: string, body: Buffer | string, contentType?: string): Promise<void>;
-  /** Recursive listing under a prefix, page by page, in key order. */
-  list(prefixUri: string): AsyncIterable<ObjectEntry>;
+  /** Recursive listing under a prefix, page by page, in key order; `startAfter` (a full URI) resumes it. */
+  list(prefixUri: string, options?: { startAfter?: string }): AsyncIterable<ObjectEntry>;
   /** Whether an object exists. */
   exists(uri: string): Promise<boolean>;
 }

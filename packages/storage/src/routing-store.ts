@@ -27,8 +27,8 @@ export class RoutingStore implements ObjectStore {
     return this.pick(uri).exists(uri);
   }
 
-  list(prefixUri: string): AsyncIterable<ObjectEntry> {
-    return this.pick(prefixUri).list(prefixUri);
+  list(prefixUri: string, options?: { startAfter?: string }): AsyncIterable<ObjectEntry> {
+    return this.pick(prefixUri).list(prefixUri, options);
   }
 
   close(): void {

@@ -58,12 +58,13 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async *list(prefixUri: string): AsyncIterable<ObjectEntry> {
+  async *list(prefixUri: string, options: { startAfter?: string } = {}): AsyncIterable<ObjectEntry> {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
+    const startAfter = options.startAfter === undefined ? undefined : parseS3Uri(options.startAfter).key;
     let token: string | undefined;
     do {
       const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, ...(startAfter && !token && { StartAfter: startAfter }) }),
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;

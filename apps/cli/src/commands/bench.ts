@@ -104,7 +104,7 @@ export function register(program: Command): void {
           const batch = Math.max(...batches);
           try {
             const s = await runLocal({ input: o.images, out, engine: kind, half, params: detectParamsSchema.parse({}), batch, formats: ['jsonl'], previews: 0, ...(o.model && { model: o.model }) });
-            endToEnd.push({ engine: kind, precision: half ? 'fp16' : 'fp32', batch, imagesPerSecond: s.imagesPerSecond, images: s.labelled });
+            endToEnd.push({ engine: kind, precision: half ? 'fp16' : 'fp32', batch, imagesPerSecond: s.timing.imagesPerSecond, images: s.counts.labelled });
           } finally {
             await rm(out, { recursive: true, force: true });
           }

@@ -1,15 +1,20 @@
 import type { Command } from 'commander';
-import { describeFlagIssues, FatalError, labelFlagsSchema, parseClasses } from '@detq/core';
-import { resolveModel, runLocal, type Progress, type RunSummary } from '@detq/pipeline';
+import { describeFlagIssues, FatalError, labelFlagsSchema, parseClasses, type RunSummary } from '@detq/core';
+import { resolveModel, runLocal, type Progress } from '@detq/pipeline';
 import { ProgressBar } from '../progress-bar';
 
 export function register(program: Command): void {
   program
     .command('label')
-    .description('Label images: a folder, file, glob, list file or s3:// prefix')
-    .argument('<input>', 'folder (recursive), image file, glob, .txt list of paths/URIs, or s3://bucket/prefix/')
+    .description('Label images: a folder, file, glob, list file, manifest or s3:// prefix')
+    .argument('<input>', 'folder (recursive, follows symlinks, skips hidden), image file, glob, .txt list of paths/URIs, .jsonl/.csv manifest, or s3://bucket/prefix/')
     .requiredOption('--out <output>', 'output folder or s3:// prefix')
+    .option('--include <globs>', 'keep only keys matching one of these globs (comma-separated; default: image extensions)')
+    .option('--exclude <globs>', 'leave out keys matching one of these globs (comma-separated)')
+    .option('--allow-empty', 'an input with no images exits 0 with empty outputs (default: exit 5)')
+    .option('--resume', 'skip images already in <out>/detections.jsonl (same model and params) and append the rest')
     .option('--model <path>', 'model file or URI (default: $DETQ_MODEL, ../shared/models/yolo11n-dyn.onnx, then the pinned download)')
+    .option('--names <file>', 'class names: a .yaml (names: list or map) or .txt (one a line), for models that carry none')
     .option('--engine <engine>', 'onnxruntime-cpu | torch | tensorrt | auto', 'onnxruntime-cpu')
     .option('--half', 'FP16 on GPU engines')
     .option('--conf <n>', 'confidence threshold', '0.25')
@@ -33,7 +38,7 @@ export function register(program: Command): void {
       const f = parsed.data;
       let classes: number[] | undefined;
       if (f.classes) {
-        const { names } = (await resolveModel({ ...(f.model && { model: f.model }) })).metadata;
+        const { names } = (await resolveModel({ ...(f.model && { model: f.model }), ...(f.names && { names: f.names }) })).metadata;
         try {
           classes = parseClasses(f.classes, names);
         } catch (err) {
@@ -46,6 +51,11 @@ export function register(program: Command): void {
           input,
           out: f.out,
           ...(f.model && { model: f.model }),
+          ...(f.names && { names: f.names }),
+          ...(f.include && { include: f.include }),
+          ...(f.exclude && { exclude: f.exclude }),
+          allowEmpty: f.allowEmpty,
+          resume: f.resume,
           engine: f.engine,
           half: f.half,
           params: { conf: f.conf, iou: f.iou, maxDet: f.maxDet, agnosticNms: f.agnosticNms, multiLabel: f.multiLabel, ...(classes && { classes }) },
@@ -70,9 +80,12 @@ export function formatSummary(s: RunSummary): string {
   const errors = Object.entries(s.errorsByCode)
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
+  const { counts, timing, provenance } = s;
+  const engine = provenance.engines[0];
   return (
-    `labelled ${s.labelled}/${s.images} images, ${s.detections} detections, ${s.errors} errors${errors ? ` (${errors})` : ''}\n` +
-    `${s.imagesPerSecond.toFixed(1)} img/s in ${s.seconds.toFixed(1)} s with ${s.model.name} on ${s.model.engine} (${s.model.runtime})\n` +
-    `wrote ${s.outputs.length} files, e.g. ${s.outputs[0] ?? '-'}\n`
+    `labelled ${counts.labelled}/${counts.total} images, ${counts.detections} detections, ${counts.failed} errors${errors ? ` (${errors})` : ''}` +
+    `${counts.resumed ? `, ${counts.resumed} from the earlier run` : ''}\n` +
+    `${timing.imagesPerSecond.toFixed(1)} img/s in ${timing.seconds.toFixed(1)} s with ${provenance.model.name} on ${provenance.model.engine}${engine ? ` (${engine.runtimeVersion})` : ''}\n` +
+    `wrote ${s.files.length} files, e.g. ${s.files[0] ?? '-'}\n`
   );
 }
