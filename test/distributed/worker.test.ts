@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_ERROR_CODES, jobSpecSchema } from '@detq/core';
+import { IMAGE_ERROR_CODES, jobSpecSchema, runSummarySchema } from '@detq/core';
 import { createServer, createToken, TokenStore } from '@detq/api';
 import { DetqQueues, JobClient, ScheduleClient, type JobView } from '@detq/queue';
 import { S3Store, s3ConfigFromEnv } from '@detq/storage';
@@ -53,13 +53,21 @@ describe('worker (in process): sets, cancel, SSE, schedules', () => {
       if (entry.key in bad) expect(Object.keys(IMAGE_ERROR_CODES), entry.key).toContain(entry.error?.code);
       else expect(entry.result, entry.key).toMatch(/^chunks\/\d{5}\.jsonl$/);
     }
-    const summary = JSON.parse((await store.get('s3://out/small/summary.json')).toString());
+    // The same summary schema as `detq label` writes.
+    const summary = runSummarySchema.parse(JSON.parse((await store.get('s3://out/small/summary.json')).toString()));
     expect(summary.counts.failed).toBe(Object.keys(bad).length);
     expect(summary.provenance.model.sha256).toMatch(/^[0-9a-f]{64}$/);
     const coco = JSON.parse((await store.get('s3://out/small/coco.json')).toString());
     expect(coco.images).toHaveLength(16);
     expect(coco.annotations.length).toBeGreaterThan(0);
   }, 120_000);
+
+  it('an input with no images is a failed job naming the input and its filters', async () => {
+    await store.put('s3://in/none/readme.txt', 'no images');
+    const { id } = await client.enqueue(jobSpecSchema.parse({ input: { uri: 's3://in/none/', exclude: ['*.md'] }, output: { uri: 's3://out/none/' } }));
+    const view = await waitForEnd(client, id);
+    expect(view).toMatchObject({ status: 'failed', error: 'no images found under s3://in/none/ (exclude *.md)' });
+  });
 
   it('cancel: chunks not yet started never run, the manifest still names every image once', async () => {
     await uploadSet(store, 's3://in/cancel/', cocoImageNames(12));

@@ -6,7 +6,7 @@ import { COCO_IMAGES, COCO_LABELS, MODEL_DYN, tempDir } from '../helpers/fixture
 const ULTRALYTICS = { map5095: 0.486, map50: 0.661 };
 
 describe('accuracy on coco128 matches Ultralytics val', () => {
-  it('detq label + detq eval within ±0.010 of mAP50-95 0.486 and mAP50 0.661', async () => {
+  it('detq label + detq eval within ±0.003 of mAP50-95 0.486 and mAP50 0.661', async () => {
     const out = await tempDir();
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const label = ['label', COCO_IMAGES, '--out', out, '--model', MODEL_DYN, '--conf', '0.001', '--iou', '0.7', '--max-det', '300', '--multi-label'];
@@ -16,9 +16,11 @@ describe('accuracy on coco128 matches Ultralytics val', () => {
     expect(await main(['node', 'detq', 'eval', '--pred', out, '--labels', COCO_LABELS, '--json'])).toBe(0);
     vi.restoreAllMocks();
     const m = JSON.parse(writes.join(''));
+    console.log(`coco128: mAP50-95 ${m.map5095}, mAP50 ${m.map50}`);
     expect(m.images).toBe(128);
     expect(m.instances).toBe(929);
-    expect(Math.abs(m.map5095 - ULTRALYTICS.map5095)).toBeLessThanOrEqual(0.01);
-    expect(Math.abs(m.map50 - ULTRALYTICS.map50)).toBeLessThanOrEqual(0.01);
-  });
+    expect(Math.abs(m.map5095 - ULTRALYTICS.map5095)).toBeLessThanOrEqual(0.003);
+    expect(Math.abs(m.map50 - ULTRALYTICS.map50)).toBeLessThanOrEqual(0.003);
+    // 128 images at conf 0.001 on a shared 2-core machine can take minutes.
+  }, 600_000);
 });

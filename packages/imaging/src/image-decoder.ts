@@ -1,5 +1,8 @@
 import sharp from 'sharp';
-import { ImageError } from '@detq/core';
+import { computeLetterbox, ImageError, LETTERBOX_PAD, type Letterbox } from '@detq/core';
+
+// libvips' kernel for the letterbox resize (after shrink-on-load); see decodeLetterboxed.
+const RESIZE_KERNEL = 'linear';
 
 export interface DecodeLimits {
   /** Largest accepted width x height (checked from the header before decoding). */
@@ -58,23 +61,23 @@ function classifyDecodeError(err: unknown, bytes: Buffer): ImageError {
   return new ImageError('CORRUPT', `image data is damaged: ${firstLine}`, { cause: err });
 }
 
+// failOn 'warning' makes damaged JPEG data an error instead of silently labelling garbage pixels.
+// limitInputPixels: false because we check the limit ourselves, with a clearer message.
+const SHARP_OPTIONS = { failOn: 'warning', limitInputPixels: false } as const;
+
 /**
- * Decodes an encoded image to oriented uint8 RGB. Every failure is an ImageError with a stable code.
- * The header is read first so an image declaring huge dimensions is refused without being decoded.
+ * Checks an encoded image before any pixel is decoded: size, refused formats, and the header's
+ * dimensions against the pixel limit. Returns the oriented (EXIF-applied) size.
  */
-export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<DecodedImage> {
+async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<{ width: number; height: number }> {
   if (bytes.length === 0) throw new ImageError('EMPTY_FILE', 'the file is empty (0 bytes)');
   if (bytes.length > limits.maxBytes)
     throw new ImageError('FILE_TOO_LARGE', `the file has ${bytes.length} bytes, above the limit of ${limits.maxBytes}`);
   const refused = refusedFormat(bytes);
   if (refused) throw new ImageError('UNSUPPORTED_FORMAT', `${refused} files are not accepted`);
-
-  // failOn 'warning' makes damaged JPEG data an error instead of silently labelling garbage pixels.
-  // limitInputPixels: false because we check the limit ourselves, with a clearer message.
-  const options = { failOn: 'warning', limitInputPixels: false } as const;
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
-    meta = await sharp(bytes, options).metadata();
+    meta = await sharp(bytes, SHARP_OPTIONS).metadata();
   } catch (err) {
     throw classifyDecodeError(err, bytes);
   }
@@ -85,9 +88,17 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_
   if (w <= 0 || h <= 0) throw new ImageError('CORRUPT', `the header declares an empty image (${w}x${h})`);
   if (w * h > limits.maxPixels)
     throw new ImageError('TOO_MANY_PIXELS', `the image is ${w}x${h} (${w * h} pixels), above the limit of ${limits.maxPixels}`);
+  return meta.autoOrient ?? { width: w, height: h };
+}
 
+/**
+ * Decodes an encoded image to oriented uint8 RGB. Every failure is an ImageError with a stable code.
+ * The header is read first so an image declaring huge dimensions is refused without being decoded.
+ */
+export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<DecodedImage> {
+  await inspect(bytes, limits);
   try {
-    const { data, info } = await sharp(bytes, options)
+    const { data, info } = await sharp(bytes, SHARP_OPTIONS)
       .rotate()
       .removeAlpha()
       .toColourspace('srgb')
@@ -95,6 +106,49 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels`);
     return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+  } catch (err) {
+    throw classifyDecodeError(err, bytes);
+  }
+}
+
+export interface LetterboxedDecode {
+  /** uint8 RGB HWC, dstWidth x dstHeight, padded with LETTERBOX_PAD. */
+  pixels: Uint8Array;
+  letterbox: Letterbox;
+}
+
+/**
+ * Decodes straight into the engine's letterboxed input: libvips shrinks on load (a 12 MP JPEG is
+ * decoded at 1/2, 1/4 or 1/8 scale), resizes to the letterbox geometry of computeLetterbox and pads,
+ * all in its own threads, so a big photo never exists at full size as JS pixels.
+ */
+export async function decodeLetterboxed(
+  bytes: Buffer,
+  dstWidth: number,
+  dstHeight: number,
+  limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+): Promise<LetterboxedDecode> {
+  const { width, height } = await inspect(bytes, limits);
+  const lb = computeLetterbox(width, height, dstWidth, dstHeight);
+  try {
+    let image = sharp(bytes, SHARP_OPTIONS).rotate();
+    if (lb.resizedWidth !== width || lb.resizedHeight !== height)
+      image = image.resize(lb.resizedWidth, lb.resizedHeight, { fit: 'fill', kernel: RESIZE_KERNEL });
+    const { data, info } = await image
+      .removeAlpha()
+      .toColourspace('srgb')
+      .extend({
+        top: lb.top,
+        bottom: dstHeight - lb.resizedHeight - lb.top,
+        left: lb.left,
+        right: dstWidth - lb.resizedWidth - lb.left,
+        background: { r: LETTERBOX_PAD, g: LETTERBOX_PAD, b: LETTERBOX_PAD },
+      })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== dstWidth || info.height !== dstHeight)
+      throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${dstWidth}x${dstHeight}x3`);
+    return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), letterbox: lb };
   } catch (err) {
     throw classifyDecodeError(err, bytes);
   }

@@ -1,4 +1,4 @@
-import { decodeImage, DEFAULT_DECODE_LIMITS, letterboxRgb, type DecodeLimits } from '@detq/imaging';
+import { decodeImage, decodeLetterboxed, DEFAULT_DECODE_LIMITS, type DecodeLimits } from '@detq/imaging';
 import type { EngineInfo, Frame } from '@detq/inference';
 
 export interface PreparedImage {
@@ -18,12 +18,16 @@ export class FramePreparer {
   ) {}
 
   async prepare(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
+    if (this.engine.accepts === 'letterboxed') {
+      // CPU engines: libvips decodes straight to the input size (shrink-on-load, resize, pad).
+      const { inputWidth: w, inputHeight: h } = this.engine;
+      const lb = await decodeLetterboxed(bytes, w, h, this.limits);
+      const frame: Frame = { layout: 'letterboxed', pixels: lb.pixels, width: w, height: h, letterbox: lb.letterbox };
+      const base = { frame, width: lb.letterbox.srcWidth, height: lb.letterbox.srcHeight };
+      // Previews draw on the full image: only those few images are decoded a second time, at full size.
+      return keepRgb ? { ...base, rgb: (await decodeImage(bytes, this.limits)).rgb } : base;
+    }
     const img = await decodeImage(bytes, this.limits);
-    const base = { width: img.width, height: img.height, ...(keepRgb ? { rgb: img.rgb } : {}) };
-    if (this.engine.accepts === 'rgb')
-      return { ...base, frame: { layout: 'rgb', pixels: img.rgb, width: img.width, height: img.height } };
-    const { inputWidth: w, inputHeight: h } = this.engine;
-    const lb = letterboxRgb(img.rgb, img.width, img.height, w, h);
-    return { ...base, frame: { layout: 'letterboxed', pixels: lb.pixels, width: w, height: h, letterbox: lb.letterbox } };
+    return { width: img.width, height: img.height, ...(keepRgb ? { rgb: img.rgb } : {}), frame: { layout: 'rgb', pixels: img.rgb, width: img.width, height: img.height } };
   }
 }
