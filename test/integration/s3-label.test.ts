@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageRecord } from '@detq/core';
-import { detectParamsSchema } from '@detq/core';
+import { detectParamsSchema, runSummarySchema } from '@detq/core';
 import { runLocal } from '@detq/pipeline';
 import { S3Store } from '@detq/storage';
 import { badImages, COCO_IMAGES, cocoImageNames } from '../helpers/fixtures';
@@ -36,7 +36,9 @@ describe('s3:// input and output against a real S3-protocol server', () => {
       formats: ['jsonl', 'coco', 'yolo', 'labelstudio'],
       previews: 1,
     });
-    expect(summary).toMatchObject({ images: 5, labelled: 4, errors: 1, errorsByCode: { EMPTY_FILE: 1 } });
+    expect(summary).toMatchObject({ counts: { total: 5, labelled: 4, failed: 1 }, errorsByCode: { EMPTY_FILE: 1 } });
+    // summary.json goes to S3 beside the other outputs, in the one summary schema.
+    expect(runSummarySchema.parse(JSON.parse((await store.get('s3://out/run1/summary.json')).toString()))).toEqual(summary);
 
     const keys: string[] = [];
     for await (const e of store.list('s3://out/run1/')) keys.push(e.uri);
