@@ -34,7 +34,8 @@ export const labelFlagsSchema = z.object({
   agnosticNms: z.boolean().default(false),
   multiLabel: z.boolean().default(false),
   imgsz: imgszSchema.optional(),
-  batch: z.coerce.number().int().min(1).max(256).default(8),
+  /** Default by engine (label.ts): ONNX Runtime on the CPU is fastest at batch 1, GPU engines batch. */
+  batch: z.coerce.number().int().min(1).max(256).optional(),
   threads: z.coerce.number().int().min(1).max(256).optional(),
   formats: z
     .string()

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--agnostic-nms', 'NMS across classes')
     .option('--multi-label', 'a box may keep several classes (as `yolo val` does)')
     .option('--imgsz <size>', 'input size N or HxW (default: the model metadata)')
-    .option('--batch <n>', 'images per engine call', '8')
+    .option('--batch <n>', 'images per engine call (default: 1 on onnxruntime-cpu, where batching gains nothing, else 8)')
     .option('--threads <n>', 'inference threads (default: all cores)')
     .option('--formats <list>', 'jsonl,coco,yolo,labelstudio', 'jsonl')
     .option('--previews <n>', 'write annotated JPEGs of the first N images', '0')
@@ -60,7 +60,7 @@ export function register(program: Command): void {
           half: f.half,
           params: { conf: f.conf, iou: f.iou, maxDet: f.maxDet, agnosticNms: f.agnosticNms, multiLabel: f.multiLabel, ...(classes && { classes }) },
           ...(f.imgsz && { imgsz: f.imgsz }),
-          batch: f.batch,
+          batch: f.batch ?? (f.engine === 'onnxruntime-cpu' ? 1 : 8),
           ...(f.threads && { threads: f.threads }),
           formats: f.formats,
           previews: f.previews,
