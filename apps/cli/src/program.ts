@@ -12,6 +12,7 @@ import * as workerCommand from './commands/worker';
 import * as apiCommand from './commands/api';
 import * as scheduleCommand from './commands/schedule';
 import * as tokenCommand from './commands/token';
+import * as verifyCommand from './commands/verify';
 
 /** The detq command tree; each command lives in commands/<name>.ts and registers itself. */
 export function createProgram(): Command {
@@ -20,6 +21,6 @@ export function createProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  for (const command of [label, evalCommand, info, bench, buildEngine, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
+  for (const command of [label, evalCommand, info, bench, buildEngine, verifyCommand, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
   return program;
 }
