@@ -1,6 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { computeLetterbox, detectParamsSchema } from '@detq/core';
-import { decodeEndToEnd, detectOutputLayout, end2endFlag, ROW } from '@detq/inference';
+import { decodeEndToEnd, detectOutputLayout, end2endFlag, OnnxRuntimeEngine, ROW } from '@detq/inference';
+import { endToEndOnnx } from '../helpers/tiny-onnx';
 
 const params = (p: object = {}) => detectParamsSchema.parse(p);
 const rows = (d: { rows: Float32Array; count: number }) =>
@@ -68,5 +72,28 @@ describe('decodeEndToEnd (a hand-built [2, 4, 6] output)', () => {
   it('applies the class filter and max-det', () => {
     expect(rows(decodeEndToEnd(out, 0, 4, params({ classes: [0, 2], conf: 0.1 }), lb)).map((r) => r[5])).toEqual([0, 2]);
     expect(decodeEndToEnd(out, 0, 4, params({ maxDet: 1 }), lb).count).toBe(1);
+  });
+});
+
+describe('an end-to-end ONNX through onnxruntime-cpu', () => {
+  it('is detected from its shape and end2end metadata and decoded without NMS', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'detq-e2e-'));
+    const path = join(dir, 'e2e.onnx');
+    // Pixel values /255 times 255 give back the byte for boxes and class; the score stays value/255.
+    await writeFile(path, endToEndOnnx([255, 255, 255, 255, 1, 255], { end2end: 'True', names: "{0: 'a', 1: 'b', 2: 'c', 3: 'd', 4: 'e', 5: 'f', 6: 'g', 7: 'h'}" }));
+    const engine = await OnnxRuntimeEngine.load(path, { numClasses: 80, threads: 1 });
+    try {
+      expect(engine.info).toMatchObject({ outputLayout: 'end2end', numClasses: 8, inputWidth: 2, inputHeight: 2, classNames: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] });
+      // The two rows in CHW order: x1,y1,x2,y2,score,cls = 10,20,110,120,230/255,3 and 50,50,60,60,25/255,7.
+      const chw = [10, 20, 110, 120, 230, 3, 50, 50, 60, 60, 25, 7];
+      const pixels = new Uint8Array(12);
+      chw.forEach((v, k) => (pixels[(k % 4) * 3 + Math.floor(k / 4)] = v));
+      const lb = { srcWidth: 300, srcHeight: 300, dstWidth: 2, dstHeight: 2, resizedWidth: 2, resizedHeight: 2, left: 0, top: 0, gain: 1 };
+      const [d] = await engine.infer([{ layout: 'letterboxed', pixels, width: 2, height: 2, letterbox: lb }], params());
+      expect(rows(d!)).toEqual([[10, 20, 110, 120, 0.902, 3]]);
+    } finally {
+      await engine.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
