@@ -38,9 +38,8 @@ export async function loadTensorRtEngine(modelPath: string, options: NativeEngin
   const { header, plan } = await readEngineFile(modelPath);
   checkEngineCompatible(header, here, modelPath);
   const k = header.key;
+  // The profile decides the batch range; smaller batches pad up to its min.
   const max = batchOf(k.max);
-  if (options.maxBatch !== undefined && options.maxBatch < batchOf(k.min))
-    throw new FatalError('USAGE', `--max-batch ${options.maxBatch} is below the engine's smallest batch ${batchOf(k.min)} (${k.min})`);
   return NativeEngine.load('tensorrt', modelPath, options, {
     batchRange: { min: batchOf(k.min), opt: Math.min(batchOf(k.opt), max), max },
     profiles: k.profiles,
