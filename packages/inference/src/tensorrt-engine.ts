@@ -96,12 +96,13 @@ export function engineFileName(k: { model: string; sha256: string; gpu: string; 
  */
 export async function buildTensorRtEngine(o: BuildEngineOptions): Promise<{ path?: string; header: EngineHeader; seconds: number }> {
   const device = o.device ?? 0;
-  const here = planTarget(device);
-  const build = loadNativeAddon().buildTensorRtEngine;
-  if (!build) throw new FatalError('ENGINE_UNAVAILABLE', 'cannot build a TensorRT engine: the native addon was built without TensorRT');
+  // Bad input is reported before anything about this machine.
   const cal = o.calibration;
   if (cal?.data && cal.images !== undefined && cal.images < cal.batch)
     throw new FatalError('USAGE', `the calibration set has ${cal.images} image(s), fewer than one batch of ${cal.batch}: give more images or a smaller --calib-batch`);
+  const here = planTarget(device);
+  const build = loadNativeAddon().buildTensorRtEngine;
+  if (!build) throw new FatalError('ENGINE_UNAVAILABLE', 'cannot build a TensorRT engine: the native addon was built without TensorRT');
   const [sha256, metadata] = await Promise.all([sha256File(o.onnxPath), readModelMetadata(o.onnxPath)]);
   const [, , height, width] = o.optShape.split('x').map(Number);
   const calKey: CalibrationKey | undefined = cal && { modelSha256: sha256, height: height!, width: width!, algorithm: cal.algorithm };
