@@ -70,8 +70,17 @@ export interface NativeModelInfo {
   maxBatch: number;
   precision: 'fp32' | 'fp16' | 'int8';
   inputType: 'float32' | 'float16';
+  /** Raw YOLO head, or end-to-end boxes [batch, N, 6] (see @detq/inference output-layout.ts). */
+  outputLayout: 'raw' | 'end2end';
+  /** 0 for end-to-end outputs: the model's metadata says how many classes. */
   numClasses: number;
   anchors: number;
+  /** End-to-end: boxes per image. */
+  maxDetections: number;
+  /** The padded batch sizes the network runs at (all warmed up at load). */
+  batchSizes: number[];
+  /** TensorRT: optimisation profiles, one per execution context (0 for torch). */
+  profiles: number;
 }
 
 /** An execution context: its own thread, CUDA stream and buffers. Calls queue; each settles in order. */
@@ -94,7 +103,8 @@ export interface NativeKernels {
 
 export interface NativeModel {
   readonly info: NativeModelInfo;
-  createContext(): NativeContext;
+  /** `profile`: the TensorRT optimisation profile the context owns (never shared; default: a free one). */
+  createContext(profile?: number): NativeContext;
 }
 
 export interface NativeLoadOptions {
@@ -107,33 +117,44 @@ export interface NativeLoadOptions {
   maxBatch?: number;
   inputWidth?: number;
   inputHeight?: number;
+  /** The padded batch sizes (@detq/inference batch-padding.ts); default: every batch at maxBatch. */
+  batchSizes?: number[];
+  /** TensorRT: the plan bytes of a checked detq engine file, and what its header says. */
+  plan?: Buffer;
+  precision?: 'fp32' | 'fp16' | 'int8';
+  end2end?: boolean;
 }
 
 export interface TensorRtBuildOptions {
   onnxPath: string;
-  outputPath: string;
-  modelSha256: string;
   precision: 'fp32' | 'fp16' | 'int8';
   workspaceMiB: number;
   minShape: string;
   optShape: string;
   maxShape: string;
+  /** Identical optimisation profiles, one per execution context. */
+  profiles: number;
   device?: number;
+  /** Read when present, rewritten after the build. */
+  timingCache?: string;
+  /** INT8 without Q/DQ nodes (TensorRT 10): float32 NCHW images at the opt size, raw cache file, batch, algorithm. */
   calibrationData?: string;
   calibrationCache?: string;
   calibrationBatch?: number;
+  calibrationAlgorithm?: 'minmax' | 'entropy';
 }
 
-export interface TensorRtPlanKey {
-  modelSha256: string;
+export interface TensorRtBuildResult {
+  plan: Buffer;
   gpu: string;
   computeCapability: string;
+  /** major.minor.patch.build of the TensorRT library that built the plan. */
   tensorrt: string;
-  precision: string;
+  precision: 'fp32' | 'fp16' | 'int8';
+  quantization: 'none' | 'calibrated' | 'explicit';
   input: string;
-  min: string;
-  opt: string;
-  max: string;
+  profiles: number;
+  seconds: number;
 }
 
 export interface NativeAddon {
@@ -143,5 +164,5 @@ export interface NativeAddon {
   loadModel(options: NativeLoadOptions): Promise<NativeModel>;
   Kernels: new (device: number) => NativeKernels;
   /** Present when the addon was built with TensorRT. */
-  buildTensorRtEngine?(options: TensorRtBuildOptions): Promise<{ path: string; seconds: number; key: TensorRtPlanKey }>;
+  buildTensorRtEngine?(options: TensorRtBuildOptions): Promise<TensorRtBuildResult>;
 }

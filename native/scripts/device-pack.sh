@@ -5,6 +5,8 @@
 #   model/   the CUDA-traced TorchScript      labels/  coco128 YOLO labels
 #   img-a/   the first 12 coco128 images      img-b/   the other 116
 #   ref/     CPU reference outputs (test/gpu/make-cpu-reference.sh)
+#   ort/     onnxruntime-node's Linux x64 binaries + the ONNX models: the parity gate's reference
+#            (test/gpu/verify.test.ts) runs on onnxruntime-cpu on the GPU machine
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 shared=${DETQ_SHARED_DIR:-../shared}
@@ -21,10 +23,13 @@ node native/scripts/device-modules.mjs | grep -v '^node_modules/@types/' |
   tar -c --exclude='node_modules/onnxruntime-node/bin' --exclude='*.d.ts' --exclude='*.map' --exclude='*.md' -T - |
   xz -T0 -6 > $d/bundle/nm.tar.xz
 cp "$shared/models/yolo11n-cuda-fp32.torchscript" $d/model/
+mkdir -p $d/ort
+[ -f $d/ort/ort-linux-x64.tar.xz ] || tar -c node_modules/onnxruntime-node/bin/napi-v6/linux/x64 | xz -T0 -6 > $d/ort/ort-linux-x64.tar.xz
+cp "$shared/models/yolo11n-dyn.onnx" "$shared/models/yolo11n_int8_320.onnx" $d/ort/
 rm -rf $d/labels/train2017 && cp -r "$shared/datasets/coco128/labels/train2017" $d/labels/
 images=$(ls "$shared/datasets/coco128/images/train2017" | sort)
 rm -f $d/img-a/* $d/img-b/*
 for f in $(echo "$images" | head -12); do cp "$shared/datasets/coco128/images/train2017/$f" $d/img-a/; done
 for f in $(echo "$images" | tail -n +13); do cp "$shared/datasets/coco128/images/train2017/$f" $d/img-b/; done
 [ -f $d/ref/cpu-eval.json ] || test/gpu/make-cpu-reference.sh
-du -sh $d/bundle $d/model $d/labels $d/img-a $d/img-b $d/ref
+du -sh $d/bundle $d/model $d/labels $d/img-a $d/img-b $d/ref $d/ort

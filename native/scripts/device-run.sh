@@ -18,6 +18,8 @@ export PATH=$PWD/$run/bin:$PATH
 shared=$run/shared
 mkdir -p $shared/models $shared/datasets/coco128/images/train2017 $shared/datasets/coco128/labels
 cp -n .device/model/*.torchscript $shared/models/ 2>/dev/null
+# The parity gate's onnxruntime-cpu reference (test/gpu/verify.test.ts), when carried.
+if [ -f .device/ort/ort-linux-x64.tar.xz ]; then tar -xJf .device/ort/ort-linux-x64.tar.xz; cp -n .device/ort/*.onnx $shared/models/; fi
 cp -rn .device/labels/train2017 $shared/datasets/coco128/labels/ 2>/dev/null
 for d in .device/img-*; do [ -d "$d" ] && cp -n "$d"/*.jpg $shared/datasets/coco128/images/train2017/ 2>/dev/null; done
 export DETQ_SHARED_DIR=$PWD/$shared DETQ_GPU_REFERENCE=$PWD/.device/ref
@@ -32,6 +34,11 @@ if [ "$phase" = a ]; then
   grep -E "detq native" "$OUT/build.log"
   detq info --json | tee "$OUT/info.json"
   if [ -n "${DETQ_BENCH_LAYOUT:-}" ]; then node native/scripts/bench-layout.mjs $model 32 2>&1 | tee "$OUT/bench-layout.log"; fi
+  # DETQ_GPU_TESTS="test/gpu/x.test.ts ...": a subset of the suite right after the build (one call).
+  if [ -n "${DETQ_GPU_TESTS:-}" ]; then
+    DETQ_GPU_SKIP_BUILD=1 vitest $DETQ_GPU_TESTS 2>&1 | tee "$OUT/test-a.log" | grep -vE "^\s*$" | tail -40
+    exit "${PIPESTATUS[0]}"
+  fi
 else
   [ ! -f .device/onnx/yolo11n-dyn.onnx ] || python3 native/scripts/compare-onnx-torch.py .device/onnx/yolo11n-dyn.onnx $model \
     $shared/datasets/coco128/images/train2017 2>&1 | tee "$OUT/compare.log"

@@ -18,6 +18,15 @@ describe('torch engine', () => {
   test('reports itself as a GPU engine taking rgb frames', () => {
     expect(engine.info).toMatchObject({ kind: 'torch', accepts: 'rgb', precision: 'fp32', inputWidth: 640, inputHeight: 640, numClasses: 80 });
     expect(engine.info.runtimeVersion).toMatch(/^libtorch /);
+    expect(engine.info.outputLayout).toBe('raw');
+  });
+
+  test('runs at the padded batch sizes of its range, never above maxBatch', async () => {
+    const model = await loadNativeAddon().loadModel({ backend: 'torch', path: TORCHSCRIPT, maxBatch: 20, batchSizes: [1, 2, 4, 8, 16, 20] });
+    expect(model.info).toMatchObject({ outputLayout: 'raw', numClasses: 80, maxBatch: 20, batchSizes: [1, 2, 4, 8, 16, 20], profiles: 0 });
+    await expect(loadNativeAddon().loadModel({ backend: 'torch', path: TORCHSCRIPT, maxBatch: 8, batchSizes: [1, 16] })).rejects.toThrow(
+      /batch sizes 1\.\.16 are outside the model's batch range 1\.\.8/,
+    );
   });
 
   test('gives the same detections under many concurrent infer() calls as one at a time', async () => {

@@ -9,6 +9,9 @@ export const COCO128 = join(sharedDir(), 'datasets', 'coco128');
 export const COCO_IMAGES = join(COCO128, 'images', 'train2017');
 export const COCO_LABELS = join(COCO128, 'labels', 'train2017');
 export const TORCHSCRIPT = join(sharedDir(), 'models', 'yolo11n-cuda-fp32.torchscript');
+/** ONNX references for the parity gate (carried by device-pack.sh into .device/ort). */
+export const ONNX_DYN = join(sharedDir(), 'models', 'yolo11n-dyn.onnx');
+export const ONNX_INT8_320 = join(sharedDir(), 'models', 'yolo11n_int8_320.onnx');
 /** CPU (onnxruntime-cpu) outputs made on the dev machine by test/gpu/make-cpu-reference.sh. */
 export const CPU_REFERENCE = process.env.DETQ_GPU_REFERENCE ?? join(REPO_ROOT, '.device', 'ref');
 

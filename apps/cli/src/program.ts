@@ -13,6 +13,7 @@ import * as workerCommand from './commands/worker';
 import * as apiCommand from './commands/api';
 import * as scheduleCommand from './commands/schedule';
 import * as tokenCommand from './commands/token';
+import * as verifyCommand from './commands/verify';
 
 /** The detq command tree; each command lives in commands/<name>.ts and registers itself. */
 export function createProgram(): Command {
@@ -21,6 +22,6 @@ export function createProgram(): Command {
     .version(DETQ_VERSION)
     .exitOverride()
     .showHelpAfterError();
-  for (const command of [label, evalCommand, info, bench, buildEngine, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
+  for (const command of [label, evalCommand, info, bench, buildEngine, verifyCommand, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
   return program;
 }

@@ -7,8 +7,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dtype.h"
+#include "output_layout.h"
 
 namespace detq {
 
@@ -25,9 +27,22 @@ struct ModelInfo {
   // Input wanted as NCHW in channels-last strides (NHWC in memory): cuDNN's tensor-core convolutions
   // run without layout transposes then.
   bool channelsLast = false;
-  int outputRows = 0;  // 4 + number of classes
+  // Raw head: outputRows = 4 + classes, anchors. End-to-end: outputRows = detections per image, anchors = 6.
+  OutputLayout outputLayout = OutputLayout::kRaw;
+  int outputRows = 0;
   int anchors = 0;
+  // The batch sizes the network runs at, ascending (the caller's padding policy, see
+  // packages/inference/src/batch-padding.ts); the last is maxBatch. Warm-up runs each of them.
+  std::vector<int> batchSizes;
+  // TensorRT: optimisation profiles in the engine, one per execution context (0: none to share).
+  int profiles = 0;
 };
+
+// The batch size `batch` frames run at: the smallest of info.batchSizes that holds them.
+int paddedBatch(const ModelInfo& info, int batch);
+// Sets info.batchSizes from the caller's list, or {maxBatch} when none was given; refuses sizes
+// outside [minBatch, maxBatch] with a message.
+void setBatchSizes(ModelInfo& info, const std::vector<int>& requested, int minBatch);
 
 struct RawOutput {
   const void* data;
@@ -48,8 +63,9 @@ class ModelState {
  public:
   virtual ~ModelState() = default;
   const ModelInfo& info() const { return info_; }
-  // Called on the execution context's own thread, with the model's device current.
-  virtual std::unique_ptr<InstanceState> createInstance() = 0;
+  // Called on the execution context's own thread, with the model's device current. `profile` is the
+  // TensorRT optimisation profile this context owns (-1: the backend has none to share).
+  virtual std::unique_ptr<InstanceState> createInstance(int profile) = 0;
 
  protected:
   ModelInfo info_;
@@ -66,6 +82,13 @@ struct LoadOptions {
   // 0 = the model's own resolution (TensorRT: the profile's optimum).
   int inputWidth = 0;
   int inputHeight = 0;
+  // The padded batch sizes (see ModelInfo::batchSizes); empty: every batch runs at maxBatch.
+  std::vector<int> batchSizes;
+  // TensorRT: the plan bytes of a detq engine file (read and checked by @detq/inference), and what
+  // its header says about precision and the output (Ultralytics' end2end flag from the ONNX).
+  std::vector<char> plan;
+  std::string precision;
+  End2EndHint end2end = End2EndHint::kUnknown;
 };
 
 // Each is defined only when its backend is compiled in (see module.cc's registry).

@@ -73,6 +73,23 @@ LoadOptions parseLoadOptions(const Napi::Object& obj) {
   o.maxBatch = static_cast<int>(optionalNumber(obj, "maxBatch", o.maxBatch));
   o.inputWidth = static_cast<int>(optionalNumber(obj, "inputWidth", 0));
   o.inputHeight = static_cast<int>(optionalNumber(obj, "inputHeight", 0));
+  Napi::Value sizes = obj.Get("batchSizes");
+  if (sizes.IsArray()) {
+    auto arr = sizes.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsNumber() || v.As<Napi::Number>().Int32Value() < 1) DETQ_THROW_TYPE_ERROR(obj.Env(), "loadModel: batchSizes must hold positive integers");
+      o.batchSizes.push_back(v.As<Napi::Number>().Int32Value());
+    }
+  }
+  Napi::Value plan = obj.Get("plan");
+  if (plan.IsBuffer()) {
+    auto buf = plan.As<Napi::Buffer<char>>();
+    o.plan.assign(buf.Data(), buf.Data() + buf.Length());
+  }
+  if (obj.Has("precision")) o.precision = requireString(obj, "precision", "loadModel");
+  if (obj.Has("end2end") && obj.Get("end2end").IsBoolean())
+    o.end2end = obj.Get("end2end").As<Napi::Boolean>().Value() ? End2EndHint::kYes : End2EndHint::kNo;
   return o;
 }
 

@@ -31,9 +31,9 @@ void checkGeometry(const std::vector<HostFrame>& frames, int width, int height) 
 
 }  // namespace
 
-Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model)
+Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile)
     : device_(device), guard_(device), model_(std::move(model)) {
-  if (model_) instance_ = model_->createInstance();
+  if (model_) instance_ = model_->createInstance(profile);
 }
 
 Pipeline::~Pipeline() {
@@ -61,19 +61,10 @@ void Pipeline::upload(const std::vector<HostFrame>& frames) {
   DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceIn_.data(), hostIn_.data(), total, cudaMemcpyHostToDevice, stream_.get()));
 }
 
-// The network runs at a few batch sizes only (powers of two up to the maximum): every new input shape
-// costs cuDNN autotuning (or a TensorRT shape switch), and a labelling run's batches vary in size.
-int Pipeline::runBatch(int batch) const {
-  const int maxBatch = model_->info().maxBatch;
-  if (batch >= maxBatch) return batch;
-  int run = 1;
-  while (run < batch) run *= 2;
-  return std::min(run, maxBatch);
-}
-
 std::vector<FrameResult> Pipeline::runDevice(int batch, const DetectConfig& config) {
   const ModelInfo& info = model_->info();
-  const int run = runBatch(batch);
+  // A few padded sizes only (ModelInfo::batchSizes): every new input shape costs autotuning or a TensorRT shape switch.
+  const int run = paddedBatch(info, batch);
   const std::size_t imageBytes = static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
   netInput_.reserve(imageBytes * run);
   launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), info.inputType, info.inputWidth,
@@ -82,8 +73,31 @@ std::vector<FrameResult> Pipeline::runDevice(int batch, const DetectConfig& conf
   if (run > batch)
     DETQ_CUDA_CHECK(cudaMemsetAsync(netInput_.as<std::uint8_t>() + imageBytes * batch, 0, imageBytes * (run - batch), stream_.get()));
   const RawOutput raw = instance_->run(netInput_.data(), run, stream_.get());
+  if (info.outputLayout == OutputLayout::kEnd2End) return decodeEnd2End(raw, batch, config);
   post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(), config, stream_.get());
   return download(batch, config);
+}
+
+std::vector<FrameResult> Pipeline::decodeEnd2End(const RawOutput& raw, int batch, const DetectConfig& config) {
+  const std::size_t values = static_cast<std::size_t>(batch) * raw.rows * raw.anchors;
+  hostOut_.reserve(values * dtypeSize(raw.type));
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(hostOut_.data(), raw.data, values * dtypeSize(raw.type), cudaMemcpyDeviceToHost, stream_.get()));
+  stream_.synchronize();
+  std::vector<float> rows(values);
+  if (raw.type == DType::kFloat32) {
+    std::memcpy(rows.data(), hostOut_.data(), values * sizeof(float));
+  } else {
+    const auto* half = hostOut_.as<__half>();
+    for (std::size_t i = 0; i < values; ++i) rows[i] = __half2float(half[i]);
+  }
+  // The letterbox descriptors are still in the pinned upload buffer.
+  const auto* descs = hostIn_.as<LetterboxDesc>();
+  std::vector<FrameResult> out(batch);
+  for (int b = 0; b < batch; ++b) {
+    out[b].rows = decodeEndToEnd(rows.data() + static_cast<std::size_t>(b) * raw.rows * raw.anchors, raw.rows, descs[b], config);
+    out[b].count = static_cast<int>(out[b].rows.size() / kEnd2EndValues);
+  }
+  return out;
 }
 
 std::vector<FrameResult> Pipeline::download(int batch, const DetectConfig& config) {

@@ -20,8 +20,9 @@ struct FrameResult {
 
 class Pipeline {
  public:
-  // `model` may be null: a kernels-only pipeline (letterbox/post-processing checks).
-  Pipeline(int device, std::shared_ptr<ModelState> model);
+  // `model` may be null: a kernels-only pipeline (letterbox/post-processing checks). `profile`: the
+  // TensorRT optimisation profile this context owns (-1: none).
+  Pipeline(int device, std::shared_ptr<ModelState> model, int profile = -1);
   ~Pipeline();
 
   std::vector<FrameResult> infer(const std::vector<HostFrame>& frames, const DetectConfig& config);
@@ -38,7 +39,8 @@ class Pipeline {
   // Copies descriptors and pixels through the pinned staging buffer to the device.
   void upload(const std::vector<HostFrame>& frames);
   std::vector<FrameResult> runDevice(int batch, const DetectConfig& config);
-  int runBatch(int batch) const;
+  // End-to-end outputs ([batch, N, 6], boxes already selected) are filtered and mapped on the host.
+  std::vector<FrameResult> decodeEnd2End(const RawOutput& raw, int batch, const DetectConfig& config);
   std::vector<FrameResult> download(int batch, const DetectConfig& config);
   const LetterboxDesc* deviceDescs() const { return deviceIn_.as<LetterboxDesc>(); }
   const std::uint8_t* deviceImages() const { return deviceIn_.as<std::uint8_t>(); }

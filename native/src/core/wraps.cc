@@ -135,16 +135,26 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   obj.Set("maxBatch", m.maxBatch);
   obj.Set("precision", precisionName(m.precision));
   obj.Set("inputType", dtypeName(m.inputType));
-  obj.Set("numClasses", m.outputRows - 4);
-  obj.Set("anchors", m.anchors);
+  const bool end2end = m.outputLayout == OutputLayout::kEnd2End;
+  obj.Set("outputLayout", end2end ? "end2end" : "raw");
+  // End-to-end outputs do not say how many classes there are: the caller's metadata does.
+  obj.Set("numClasses", end2end ? 0 : m.outputRows - 4);
+  obj.Set("anchors", end2end ? 0 : m.anchors);
+  obj.Set("maxDetections", end2end ? m.outputRows : 0);
+  auto sizes = Napi::Array::New(info.Env(), m.batchSizes.size());
+  for (std::size_t i = 0; i < m.batchSizes.size(); ++i) sizes.Set(static_cast<uint32_t>(i), m.batchSizes[i]);
+  obj.Set("batchSizes", sizes);
+  obj.Set("profiles", m.profiles);
   return obj;
 }
 
+// createContext(profile?): `profile` is the TensorRT optimisation profile the context owns.
 Napi::Value ModelWrap::CreateContext(const Napi::CallbackInfo& info) {
   auto* data = info.Env().GetInstanceData<AddonData>();
   auto external = Napi::External<std::shared_ptr<ModelState>>::New(info.Env(), new std::shared_ptr<ModelState>(model_),
                                                                    [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
-  return data->context.New({external});
+  const int profile = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  return data->context.New({external, Napi::Number::New(info.Env(), profile)});
 }
 
 // ---- Context / Kernels ----
@@ -160,13 +170,15 @@ Napi::Function ContextWrap::Define(Napi::Env env, const char* name) {
 ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
   std::shared_ptr<ModelState> model;
   int device = 0;
+  int profile = -1;
   if (info.Length() >= 1 && info[0].IsExternal()) {
     model = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
     device = model->info().deviceIndex;
+    if (info.Length() >= 2 && info[1].IsNumber()) profile = info[1].As<Napi::Number>().Int32Value();
   } else if (info.Length() >= 1 && info[0].IsNumber()) {
     device = info[0].As<Napi::Number>().Int32Value();
   }
-  thread_ = std::make_unique<ExecutionThread>(info.Env(), [device, model] { return std::make_unique<Pipeline>(device, model); });
+  thread_ = std::make_unique<ExecutionThread>(info.Env(), [device, model, profile] { return std::make_unique<Pipeline>(device, model, profile); });
 }
 
 Napi::Value ContextWrap::Infer(const Napi::CallbackInfo& info) {

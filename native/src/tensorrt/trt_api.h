@@ -7,7 +7,8 @@
 
 namespace detq {
 
-// buildTensorRtEngine(options) -> Promise<{ path, key, seconds }>; the build runs on its own thread.
+// buildTensorRtEngine(options) -> Promise<{ plan, gpu, computeCapability, tensorrt, precision, ... }>;
+// the build runs on its own thread, and the caller writes the engine file.
 Napi::Value BuildTensorRtEngine(const Napi::CallbackInfo& info);
 
 }  // namespace detq

@@ -1,5 +1,6 @@
 #include "trt_logging.h"
 
+#include <NvInferRuntime.h>
 #include <NvInferVersion.h>
 
 #include "../core/log.h"
@@ -72,9 +73,11 @@ std::string TrtErrorRecorder::takeMessage(const std::string& fallback) {
 }
 
 std::string tensorRtVersion() {
-  // The library actually loaded, which may differ from the headers the addon was compiled against.
+  // The library actually loaded, which may differ from the headers the addon was compiled against;
+  // with its build number, since plans are only guaranteed to load on the exact build that made them.
   const int32_t v = getInferLibVersion();
-  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+  return std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100) + "." +
+         std::to_string(getInferLibBuildVersion());
 }
 
 }  // namespace detq

@@ -62,23 +62,25 @@ class TorchModel : public ModelState {
     info_.inputWidth = o.inputWidth > 0 ? o.inputWidth : w;
     info_.inputHeight = o.inputHeight > 0 ? o.inputHeight : h;
     info_.maxBatch = o.maxBatch;
+    setBatchSizes(info_, o.batchSizes, 1);
     info_.precision = o.half ? Precision::kFp16 : Precision::kFp32;
     info_.inputType = o.half ? DType::kFloat16 : DType::kFloat32;
     info_.channelsLast = o.channelsLast;
     half_ = o.half;
 
-    // The output shape tells the number of classes and anchors.
+    // The output shape (and Ultralytics' end2end flag) tells the layout: raw head or end-to-end boxes.
     auto stream = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(o.device));
     c10::cuda::CUDAStreamGuard streamGuard(stream);
     c10::InferenceMode inference;
     const at::Tensor out = forward(probe(1));
     stream.synchronize();
-    if (out.dim() != 3) throw std::runtime_error("unexpected TorchScript output rank " + std::to_string(out.dim()) + " (expected [batch, 4+classes, anchors])");
-    info_.outputRows = static_cast<int>(out.size(1));
-    info_.anchors = static_cast<int>(out.size(2));
+    const OutputShape shape = detectOutputLayout(out.sizes().vec(), end2endFromConfig(extra["config.txt"]));
+    info_.outputLayout = shape.layout;
+    info_.outputRows = shape.rows;
+    info_.anchors = shape.columns;
   }
 
-  std::unique_ptr<InstanceState> createInstance() override { return std::make_unique<TorchInstance>(*this); }
+  std::unique_ptr<InstanceState> createInstance(int /*profile: torch has none to share*/) override { return std::make_unique<TorchInstance>(*this); }
 
   // A grey batch in the input's dtype and layout.
   at::Tensor probe(int batch) const {
@@ -87,17 +89,16 @@ class TorchModel : public ModelState {
         .contiguous(info_.channelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
   }
 
-  // Runs every batch size the pipeline uses (powers of two below maxBatch, and maxBatch) three times on the calling
+  // Runs every batch size the pipeline uses (ModelInfo::batchSizes) three times on the calling
   // thread. PyTorch keeps cuDNN's autotuning results per thread, and the TorchScript profiling executor
   // optimises a shape's graph after profiling it: both must happen before labelling, not during it.
   void warmUp() {
     auto stream = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(info_.deviceIndex));
     c10::cuda::CUDAStreamGuard streamGuard(stream);
     c10::InferenceMode inference;
-    for (int b = 1;; b = std::min(b * 2, info_.maxBatch)) {
+    for (int b : info_.batchSizes) {
       const at::Tensor batch = probe(b);
       for (int i = 0; i < 3; ++i) forward(batch);
-      if (b >= info_.maxBatch) break;
     }
     stream.synchronize();
   }
@@ -141,7 +142,7 @@ RawOutput TorchInstance::run(const void* input, int batch, cudaStream_t stream) 
   const DType type = output_.scalar_type() == torch::kHalf ? DType::kFloat16 : DType::kFloat32;
   if (output_.scalar_type() != torch::kHalf && output_.scalar_type() != torch::kFloat)
     throw std::runtime_error("unexpected TorchScript output dtype");
-  return RawOutput{output_.data_ptr(), type, static_cast<int>(output_.size(1)), static_cast<int>(output_.size(2))};
+  return RawOutput{output_.data_ptr(), type, info.outputRows, info.anchors};
 }
 
 }  // namespace

@@ -8,3 +8,4 @@ export * from './hash';
 export * from './safe-key';
 export * from './version';
 export * from './run-summary';
+export * from './engine-header';

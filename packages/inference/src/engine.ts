@@ -38,6 +38,10 @@ export interface EngineInfo {
   /** Backend runtime version, e.g. onnxruntime 1.30.0, libtorch 2.11, TensorRT 10.16. */
   runtimeVersion: string;
   numClasses: number;
+  /** Class names the model file carries (ONNX metadata, the detq engine header), index-ordered. */
+  classNames?: string[];
+  /** How the model's output is decoded (see output-layout.ts). */
+  outputLayout: 'raw' | 'end2end';
 }
 
 /**

@@ -8,3 +8,7 @@ export * from './yolo-postprocess';
 export * from './native-loader';
 export * from './tensorrt-engine';
 export * from './torch-engine';
+export * from './output-layout';
+export * from './batch-padding';
+export * from './engine-file';
+export * from './calibration-cache';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { FatalError } from '@detq/core';
+import { readEngineHeader } from './engine-file';
 import { readOnnxModelMetadata, type ModelMetadata } from './onnx-metadata';
 import { readTorchScriptMetadata } from './torchscript-metadata';
 
@@ -10,11 +11,15 @@ import { readTorchScriptMetadata } from './torchscript-metadata';
  * - .onnx: Ultralytics' metadata_props;
  * - .torchscript / .pt: the archive's extra/config.txt;
  * - .engine: detq's TensorRT engine file header (copied from the ONNX metadata at build time): the
- *   header reader belongs to the TensorRT engine file format and plugs in here.
+ *   header reader belongs to the TensorRT engine file format (engine-file.ts).
  */
 export async function readModelMetadata(path: string): Promise<ModelMetadata> {
   if (/\.onnx$/i.test(path)) return readOnnxModelMetadata(path);
   if (/\.(torchscript|pt)$/i.test(path)) return readTorchScriptMetadata(path);
+  if (/\.engine$/i.test(path)) {
+    const header = await readEngineHeader(path);
+    return { names: header.classNames, stride: 32, props: {} };
+  }
   return { names: [], stride: 32, props: {} };
 }
 

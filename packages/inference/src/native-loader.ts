@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeModel } from '@detq/native';
+import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeLoadOptions, type NativeModel } from '@detq/native';
 import { computeLetterbox, FatalError, type DetectParams, type EngineKind } from '@detq/core';
+import { contextProfiles, paddedBatchSizes, type BatchRange } from './batch-padding';
 import type { Engine, EngineInfo, Frame, FrameDetections } from './engine';
 
 let cached: NativeAddon | undefined;
@@ -65,6 +66,15 @@ export interface NativeEngineOptions {
   contexts?: number;
 }
 
+/** What a backend's loader adds: its batch range, and for TensorRT the checked plan and its header's facts. */
+export interface NativeModelSource {
+  batchRange: BatchRange;
+  /** TensorRT: optimisation profiles in the plan (one per context); undefined for torch. */
+  profiles?: number;
+  classNames?: string[];
+  load?: Pick<NativeLoadOptions, 'plan' | 'precision' | 'end2end'>;
+}
+
 /**
  * A GPU engine over the native addon: one shared model, several execution contexts. Frames arrive as
  * uint8 RGB at their own size ('rgb'); letterbox, network, decode and NMS run on the GPU and only
@@ -78,10 +88,12 @@ export class NativeEngine implements Engine {
     private readonly contexts: NativeContext[],
   ) {}
 
-  static async load(kind: Exclude<EngineKind, 'onnxruntime-cpu'>, modelPath: string, options: NativeEngineOptions): Promise<NativeEngine> {
+  static async load(kind: Exclude<EngineKind, 'onnxruntime-cpu'>, modelPath: string, options: NativeEngineOptions, source: NativeModelSource): Promise<NativeEngine> {
     const reason = nativeUnavailableReason(kind);
     if (reason) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${reason}`);
     const addon = loadNativeAddon();
+    // Refused before anything loads: more contexts than the plan has profiles.
+    const profiles = contextProfiles(options.contexts ?? 2, source.profiles);
     let model: NativeModel;
     try {
       model = await addon.loadModel({
@@ -89,16 +101,19 @@ export class NativeEngine implements Engine {
         path: modelPath,
         device: options.device ?? 0,
         half: options.half ?? false,
-        maxBatch: options.maxBatch ?? 32,
+        maxBatch: source.batchRange.max,
+        batchSizes: paddedBatchSizes(source.batchRange),
         ...(options.imgsz && { inputHeight: options.imgsz[0], inputWidth: options.imgsz[1] }),
+        ...source.load,
       });
     } catch (err) {
       throw new FatalError('BAD_MODEL', `cannot load ${modelPath} on ${kind}: ${(err as Error).message}`, { cause: err });
     }
     const m = model.info;
-    const contexts = Array.from({ length: options.contexts ?? 2 }, () => model.createContext());
-    // Each context warms up on its own thread (cuDNN autotuning is per thread in PyTorch); an empty
+    // Each context warms every padded batch size up on its own thread during creation (cuDNN
+    // autotuning is per thread in PyTorch; TensorRT loads tactics per context and profile); an empty
     // infer() settles once that is done, so the cost lands in load() and not in the first batches.
+    const contexts = profiles.map((p) => model.createContext(p));
     try {
       await Promise.all(contexts.map((c) => c.infer([], { conf: 0.25, iou: 0.7, maxDet: 300, agnosticNms: false, multiLabel: false })));
     } catch (err) {
@@ -115,7 +130,9 @@ export class NativeEngine implements Engine {
         accepts: 'rgb',
         device: m.device,
         runtimeVersion: m.runtimeVersion,
-        numClasses: m.numClasses,
+        numClasses: m.outputLayout === 'raw' ? m.numClasses : (source.classNames?.length ?? 0),
+        ...(source.classNames?.length && { classNames: source.classNames }),
+        outputLayout: m.outputLayout,
       },
       contexts,
     );

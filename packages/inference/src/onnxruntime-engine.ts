@@ -2,7 +2,9 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FatalError, type DetectParams } from '@detq/core';
 import type { Engine, EngineInfo, Frame, FrameDetections } from './engine';
-import { postprocess } from './yolo-postprocess';
+import { readOnnxModelMetadata as readModelMetadata } from './onnx-metadata';
+import { detectOutputLayout, END2END_VALUES, end2endFlag, type OutputLayout } from './output-layout';
+import { decodeEndToEnd, postprocess } from './yolo-postprocess';
 
 export interface OnnxRuntimeEngineOptions {
   /** Intra-op threads; default: every core. */
@@ -35,6 +37,7 @@ export class OnnxRuntimeEngine implements Engine {
   private constructor(
     private readonly worker: Worker,
     readonly info: EngineInfo,
+    private readonly layout: OutputLayout,
   ) {
     worker.on('message', (msg: { id: number; data?: Float32Array; dims?: number[]; error?: string }) => {
       const p = this.pending.get(msg.id);
@@ -69,12 +72,19 @@ export class OnnxRuntimeEngine implements Engine {
         ? `input shape [${ready.inputShape.join(',')}] is not [batch,3,height,width]`
         : ready.inputType !== 'float32'
           ? `input type ${ready.inputType} is not float32`
-          : ready.outputShape.length !== 3
-            ? `output shape [${ready.outputShape.join(',')}] is not [batch,4+classes,anchors]`
-            : undefined;
+          : undefined;
     if (problem) {
       await worker.terminate();
       throw new FatalError('BAD_MODEL', `${modelPath} is not a YOLO detection model: ${problem}`);
+    }
+    const metadata = await readModelMetadata(modelPath).catch(() => undefined);
+    let layout: OutputLayout;
+    try {
+      const end2end = end2endFlag(metadata?.props.end2end);
+      layout = detectOutputLayout(ready.outputShape, { ...(end2end !== undefined && { end2end }), ...(metadata?.names.length && { numClasses: metadata.names.length }) }, modelPath);
+    } catch (err) {
+      await worker.terminate();
+      throw err;
     }
     const fixed = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : undefined);
     const fixedH = fixed(h);
@@ -85,8 +95,8 @@ export class OnnxRuntimeEngine implements Engine {
       await worker.terminate();
       throw new FatalError('USAGE', `--imgsz ${options.imgsz.join('x')} does not match the model's fixed input ${fixedH}x${fixedW}`);
     }
-    const classRows = fixed(ready.outputShape[1]);
-    const numClasses = classRows ? classRows - 4 : options.numClasses;
+    const names = metadata?.names ?? [];
+    const numClasses = layout.kind === 'raw' ? layout.numClasses : names.length || options.numClasses;
     return new OnnxRuntimeEngine(worker, {
       kind: 'onnxruntime-cpu',
       precision: 'fp32',
@@ -97,7 +107,9 @@ export class OnnxRuntimeEngine implements Engine {
       device: 'cpu',
       runtimeVersion: `onnxruntime ${ready.version}`,
       numClasses,
-    });
+      ...(names.length && { classNames: names }),
+      outputLayout: layout.kind,
+    }, layout);
   }
 
   async infer(frames: readonly Frame[], params: DetectParams): Promise<FrameDetections[]> {
@@ -117,6 +129,10 @@ export class OnnxRuntimeEngine implements Engine {
       }
     });
     const { data, dims } = await this.run(input, [frames.length, 3, h, w]);
+    if (this.layout.kind === 'end2end') {
+      const detections = dims[1]!;
+      return frames.map((f, n) => decodeEndToEnd(data, n * detections * END2END_VALUES, detections, params, f.letterbox!));
+    }
     const anchors = dims[2]!;
     const per = (4 + numClasses) * anchors;
     return frames.map((f, n) => postprocess(data, n * per, numClasses, anchors, params, f.letterbox!));

@@ -19,5 +19,5 @@ export function torchscriptFor(modelPath: string): string {
 
 /** LibTorch on the GPU: a TorchScript traced on CUDA, FP32 or FP16 (`half`), any batch size. */
 export function loadTorchEngine(modelPath: string, options: NativeEngineOptions): Promise<NativeEngine> {
-  return NativeEngine.load('torch', torchscriptFor(modelPath), options);
+  return NativeEngine.load('torch', torchscriptFor(modelPath), options, { batchRange: { min: 1, max: options.maxBatch ?? 32 } });
 }

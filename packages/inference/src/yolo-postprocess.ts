@@ -119,3 +119,33 @@ export function postprocess(
 function clamp(v: number, hi: number): number {
   return v < 0 ? 0 : v > hi ? hi : v;
 }
+
+/**
+ * One image of an end-to-end output (`[N, 6]` rows of x1, y1, x2, y2, score, class in input pixels,
+ * boxes already selected by the graph): keeps rows scoring above conf (and in the class filter), at
+ * most maxDet in score order, mapped back through the letterbox like `postprocess`. No NMS: the
+ * model did it. native/src/core/output_layout.cc mirrors this function for the GPU engines.
+ */
+export function decodeEndToEnd(out: Float32Array, offset: number, detections: number, params: DetectParams, lb: Letterbox): FrameDetections {
+  const conf = Math.fround(params.conf);
+  const wanted = params.classes ? new Set(params.classes) : undefined;
+  const live: number[] = [];
+  for (let i = 0; i < detections; i++) {
+    const r = offset + i * ROW;
+    if (out[r + 4]! > conf && (!wanted || wanted.has(Math.round(out[r + 5]!)))) live.push(r);
+  }
+  // Stable: equal scores keep the model's order.
+  live.sort((a, b) => out[b + 4]! - out[a + 4]! || a - b);
+  if (live.length > params.maxDet) live.length = params.maxDet;
+  const rows = new Float32Array(live.length * ROW);
+  live.forEach((r, n) => {
+    const o = n * ROW;
+    rows[o] = clamp((out[r]! - lb.left) / lb.gain, lb.srcWidth);
+    rows[o + 1] = clamp((out[r + 1]! - lb.top) / lb.gain, lb.srcHeight);
+    rows[o + 2] = clamp((out[r + 2]! - lb.left) / lb.gain, lb.srcWidth);
+    rows[o + 3] = clamp((out[r + 3]! - lb.top) / lb.gain, lb.srcHeight);
+    rows[o + 4] = out[r + 4]!;
+    rows[o + 5] = Math.round(out[r + 5]!);
+  });
+  return { rows, count: live.length };
+}

@@ -6,3 +6,4 @@ export * from './model-resolver';
 export * from './open-engine';
 export * from './records';
 export * from './local-run';
+export * from './parity-gate';

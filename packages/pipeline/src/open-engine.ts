@@ -32,7 +32,8 @@ export async function openEngine(options: OpenEngineOptions = {}): Promise<Opene
     ...(options.notice && { notice: options.notice }),
   });
   const { info } = engine;
-  const names = Array.from({ length: info.numClasses }, (_, i) => resolved.metadata.names[i] ?? String(i));
+  // The engine's own class names (a TensorRT engine header carries the ONNX's) come first.
+  const names = Array.from({ length: info.numClasses }, (_, i) => info.classNames?.[i] ?? resolved.metadata.names[i] ?? String(i));
   return {
     engine,
     names,
