@@ -32,6 +32,8 @@ export interface WorkerSettings {
   engine: EngineChoice;
   /** FP16 on the GPU engines. */
   half: boolean;
+  /** CUDA device this worker's GPU engine runs on (`--device`, DETQ_DEVICE); one worker per GPU. */
+  device?: number;
   /** Least time between two progress writes of a worker: progress costs O(time), not O(images). */
   progressIntervalMs: number;
   /** BullMQ lock: a killed worker's chunk is retried by another once it lapses. */
@@ -49,9 +51,17 @@ function engineChoiceFromEnv(value: string | undefined): EngineChoice {
   return parsed.data;
 }
 
+/** DETQ_DEVICE / --device: a CUDA device index. */
+export function deviceFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value.trim())) throw new FatalError('USAGE', `DETQ_DEVICE / --device: expected a GPU index such as 0 (got ${JSON.stringify(value)})`);
+  return Number(value);
+}
+
 const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number.parseInt(v, 10));
 
 export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  const device = deviceFromEnv(env.DETQ_DEVICE);
   return {
     queue: queueConfigFromEnv(env),
     concurrency: int(env.DETQ_WORKER_CONCURRENCY, 2),
@@ -60,6 +70,7 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     ...(env.DETQ_THREADS && { threads: int(env.DETQ_THREADS, 0) }),
     engine: engineChoiceFromEnv(env.DETQ_ENGINE),
     half: /^(1|true|yes)$/i.test(env.DETQ_HALF ?? ''),
+    ...(device !== undefined && { device }),
     progressIntervalMs: int(env.DETQ_PROGRESS_MS, 5000),
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
@@ -93,6 +104,7 @@ export async function createWorker(
     ...(settings.threads && { threads: settings.threads }),
     engine: settings.engine,
     half: settings.half,
+    ...(settings.device !== undefined && { device: settings.device }),
   });
   const rt = await pool.acquire();
   pool.release();
@@ -139,7 +151,8 @@ export async function createWorker(
     w.on('failed', (job, err) => log(`${w.name} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
     w.on('error', (err) => log(`${w.name} worker error: ${err.message}`));
   }
-  const workerId = `${hostname()}:${process.pid}`;
+  // One worker per GPU: the metrics of each (`worker` label) name its device.
+  const workerId = `${hostname()}:${process.pid}${settings.device === undefined ? '' : `/gpu${settings.device}`}`;
   const report = async () => queues.metrics.reportWorker(workerId, { ...(await pool.stats()), at: Date.now() });
   const reporter = setInterval(() => void report().catch(() => undefined), settings.statsIntervalMs);
   reporter.unref();

@@ -1,2 +1,4 @@
 export * from './create-worker';
 export * from './run-worker';
+export * from './gpu-devices';
+export * from './supervisor';

@@ -29,6 +29,8 @@ export interface EnginePoolOptions {
   engine?: EngineChoice;
   /** FP16 on the GPU engines. */
   half?: boolean;
+  /** CUDA device of the GPU engines (`detq worker --device`). */
+  device?: number;
   /** Engines kept loaded at once; idle ones beyond this are disposed, least recently used first. */
   maxEngines?: number;
 }
@@ -109,6 +111,7 @@ export class EnginePool {
     if (this.options.threads) opts.threads = this.options.threads;
     if (this.options.engine) opts.engine = this.options.engine;
     if (this.options.half) opts.half = this.options.half;
+    if (this.options.device !== undefined) opts.device = this.options.device;
     // A fallback of `auto` is worth one line in the worker's log.
     opts.notice = (line) => process.stderr.write(`detq worker: ${line}\n`);
     const { engine, model, names } = await openEngine(opts);
