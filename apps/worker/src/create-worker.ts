@@ -18,6 +18,7 @@ import {
   type SetJobData,
 } from '@detq/queue';
 import { RoutingStore, type ObjectStore } from '@detq/storage';
+import { workerEngine } from './engine-cache';
 import { engineChoiceSchema, FatalError, type EngineChoice } from '@detq/core';
 
 export interface WorkerSettings {
@@ -97,6 +98,11 @@ export async function createWorker(
 ): Promise<DetqWorker> {
   const log = options.log ?? ((line: string) => console.error(line));
   const store = options.store ?? new RoutingStore();
+  // A TensorRT worker runs a plan built for its GPU: found in the node's engine cache, or built once.
+  const defaultModel =
+    settings.engine === 'tensorrt'
+      ? await workerEngine({ device: settings.device ?? 0, half: settings.half, maxBatch: settings.maxBatch, store, log })
+      : undefined;
   const pool = new EnginePool({
     store,
     maxBatch: settings.maxBatch,
@@ -105,6 +111,7 @@ export async function createWorker(
     engine: settings.engine,
     half: settings.half,
     ...(settings.device !== undefined && { device: settings.device }),
+    ...(defaultModel && { defaultModel }),
   });
   const rt = await pool.acquire();
   pool.release();

@@ -2,3 +2,4 @@ export * from './create-worker';
 export * from './run-worker';
 export * from './gpu-devices';
 export * from './supervisor';
+export * from './engine-cache';

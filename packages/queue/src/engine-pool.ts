@@ -29,6 +29,8 @@ export interface EnginePoolOptions {
   engine?: EngineChoice;
   /** FP16 on the GPU engines. */
   half?: boolean;
+  /** The model of jobs that name none (default: DETQ_MODEL); a TensorRT worker's plan from its engine cache. */
+  defaultModel?: string;
   /** CUDA device of the GPU engines (`detq worker --device`). */
   device?: number;
   /** Engines kept loaded at once; idle ones beyond this are disposed, least recently used first. */
@@ -105,7 +107,8 @@ export class EnginePool {
 
   private async open(ref: ModelRef): Promise<LabelRuntime> {
     const opts: OpenEngineOptions = { store: this.options.store, maxBatch: this.options.maxBatch };
-    if (ref.uri) opts.model = ref.uri;
+    const uri = ref.uri ?? this.options.defaultModel;
+    if (uri) opts.model = uri;
     if (ref.sha256) opts.sha256 = ref.sha256;
     if (ref.imgsz) opts.imgsz = [ref.imgsz, ref.imgsz];
     if (this.options.threads) opts.threads = this.options.threads;
