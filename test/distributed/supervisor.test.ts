@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '@detq/core';
@@ -29,6 +30,21 @@ function procArgs(pid: number): { argv: string[]; env: Record<string, string> } 
   return { argv, env };
 }
 
+/** A port p with p and p + 1 free (the supervisor gives worker i the port DETQ_WORKER_PORT + i). */
+async function twoFreePorts(): Promise<number> {
+  const listen = (port: number) =>
+    new Promise<ReturnType<typeof createServer> | undefined>((resolve) => {
+      const srv = createServer().once('error', () => resolve(undefined)).listen(port, '127.0.0.1', () => resolve(srv));
+    });
+  for (;;) {
+    const a = await listen(0);
+    const port = (a!.address() as { port: number }).port;
+    const b = await listen(port + 1);
+    await Promise.all([a, b].map((s) => s && new Promise((r) => s.close(r))));
+    if (b) return port;
+  }
+}
+
 describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU workers standing in)', () => {
   const config = testQueueConfig();
   const env: NodeJS.ProcessEnv = {
@@ -48,7 +64,8 @@ describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU
   });
 
   it('--gpus 0,1 runs two workers with their --device/DETQ_DEVICE; a SIGKILLed one is restarted; SIGTERM drains both and exits 0', async () => {
-    const sup = run(['worker', '--engine', 'onnxruntime-cpu', '--gpus', '0,1'], env);
+    const port = await twoFreePorts();
+    const sup = run(['worker', '--engine', 'onnxruntime-cpu', '--gpus', '0,1'], { ...env, DETQ_WORKER_PORT: String(port) });
     procs.push(sup);
     await waitFor('both workers to load their model', async () => (readyCount(sup.output(), 0) && readyCount(sup.output(), 1) ? true : undefined), 120_000);
 
@@ -68,6 +85,15 @@ describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU
     });
     expect(ids.map((id) => id.replace(/^.*\//, ''))).toEqual(['gpu0', 'gpu1']);
     expect(ids.map((id) => Number(/:(\d+)\//.exec(id)![1])).sort()).toEqual([first0, first1].sort());
+    // Each worker serves its own health and metrics, labelled with its device.
+    for (const gpu of [0, 1]) {
+      const base = `http://127.0.0.1:${port + gpu}`;
+      const ready = await fetch(`${base}/readyz`);
+      expect([ready.status, await ready.text()]).toEqual([200, 'ready\n']);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toContain(`detq_worker_ready{device="gpu${gpu}"} 1`);
+      expect(metrics).toMatch(new RegExp(`^detq_worker_frames_total\\{device="gpu${gpu}"\\} 0$`, 'm'));
+    }
 
     process.kill(first1!, 'SIGKILL');
     await waitFor('gpu1 worker to be restarted and ready', async () => (readyCount(sup.output(), 1) === 2 ? true : undefined), 120_000);

@@ -35,6 +35,8 @@ export interface WorkerSettings {
   half: boolean;
   /** CUDA device this worker's GPU engine runs on (`--device`, DETQ_DEVICE); one worker per GPU. */
   device?: number;
+  /** Port of /healthz, /readyz and /metrics (DETQ_WORKER_PORT); none when unset. */
+  healthPort?: number;
   /** Least time between two progress writes of a worker: progress costs O(time), not O(images). */
   progressIntervalMs: number;
   /** BullMQ lock: a killed worker's chunk is retried by another once it lapses. */
@@ -72,6 +74,7 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     engine: engineChoiceFromEnv(env.DETQ_ENGINE),
     half: /^(1|true|yes)$/i.test(env.DETQ_HALF ?? ''),
     ...(device !== undefined && { device }),
+    ...(env.DETQ_WORKER_PORT && { healthPort: int(env.DETQ_WORKER_PORT, 0) }),
     progressIntervalMs: int(env.DETQ_PROGRESS_MS, 5000),
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),

@@ -3,3 +3,4 @@ export * from './run-worker';
 export * from './gpu-devices';
 export * from './supervisor';
 export * from './engine-cache';
+export * from './health-server';

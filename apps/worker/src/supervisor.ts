@@ -73,8 +73,10 @@ export class WorkerSupervisor {
     const gpu = `gpu${slot.device}`;
     // The child must not become a supervisor itself.
     const { DETQ_GPUS: _, ...env } = this.options.env ?? process.env;
+    // Each worker's health/metrics port: DETQ_WORKER_PORT + its position in the GPU list.
+    const port = env.DETQ_WORKER_PORT ? { DETQ_WORKER_PORT: String(Number(env.DETQ_WORKER_PORT) + this.slots.indexOf(slot)) } : {};
     const child = spawn(cmd, [...args, '--device', String(slot.device)], {
-      env: { ...env, DETQ_DEVICE: String(slot.device) },
+      env: { ...env, ...port, DETQ_DEVICE: String(slot.device) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const started = Date.now();
