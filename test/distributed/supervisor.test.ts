@@ -1,22 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '@detq/core';
 import { DetqQueues } from '@detq/queue';
-import { dropPrefix, testQueueConfig, waitFor } from './helpers';
-
-const DETQ = join(REPO_ROOT, 'apps/cli/bin/detq.js');
-
-function run(args: string[], env: NodeJS.ProcessEnv) {
-  const child: ChildProcess = spawn(process.execPath, [DETQ, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, output: () => out, exited };
-}
+import { dropPrefix, startDetq, testQueueConfig, waitFor, type DetqProcess } from './helpers';
 
 /** pids of the workers the supervisor started for one GPU, in order. */
 const workerPids = (out: string, gpu: number) => [...out.matchAll(new RegExp(`gpu${gpu} worker started \\(pid (\\d+)\\)`, 'g'))].map((m) => Number(m[1]));
@@ -54,7 +40,7 @@ describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU
     DETQ_THREADS: '1',
     DETQ_STATS_MS: '500',
   };
-  const procs: ReturnType<typeof run>[] = [];
+  const procs: DetqProcess[] = [];
   const queues = new DetqQueues(config);
 
   afterAll(async () => {
@@ -65,7 +51,7 @@ describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU
 
   it('--gpus 0,1 runs two workers with their --device/DETQ_DEVICE; a SIGKILLed one is restarted; SIGTERM drains both and exits 0', async () => {
     const port = await twoFreePorts();
-    const sup = run(['worker', '--engine', 'onnxruntime-cpu', '--gpus', '0,1'], { ...env, DETQ_WORKER_PORT: String(port) });
+    const sup = startDetq(['worker', '--engine', 'onnxruntime-cpu', '--gpus', '0,1'], { ...env, DETQ_WORKER_PORT: String(port) });
     procs.push(sup);
     await waitFor('both workers to load their model', async () => (readyCount(sup.output(), 0) && readyCount(sup.output(), 1) ? true : undefined), 120_000);
 
@@ -117,7 +103,7 @@ describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU
   }, 300_000);
 
   it('--gpus all on a machine without GPUs fails at once, saying why', async () => {
-    const p = run(['worker', '--gpus', 'all'], env);
+    const p = startDetq(['worker', '--gpus', 'all'], env);
     procs.push(p);
     expect((await p.exited).code).toBe(6);
     expect(p.output()).toMatch(/^detq: --gpus all: no GPU found \(.*nvidia-smi: .*\)\n$/);
