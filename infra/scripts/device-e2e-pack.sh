@@ -14,13 +14,15 @@ if [ ! -f "$dest/bundle/node.xz" ]; then
   xz -T0 -6 -c "$tmp/package/bin/node" > "$dest/bundle/node.xz"
   rm -rf "$tmp"
 fi
-node native/scripts/device-modules.mjs s3rver | grep -v '^node_modules/@types/' |
+# The test runner and its bundlers stay behind: this run needs tsx, not vitest (the carry limit is 64 MiB).
+node native/scripts/device-modules.mjs s3rver | grep -v -E '^node_modules/(@types/|@vitest/|vitest$|vite$|@rolldown/|rolldown$|lightningcss)' |
   tar -c --exclude='node_modules/onnxruntime-node/bin' --exclude='*.d.ts' --exclude='*.map' --exclude='*.md' -T - |
   xz -T0 -6 > "$dest/bundle/nm.tar.xz"
 # redis-server runs through its own dynamic loader and libraries: the GPU machine's glibc may be older.
 redis=$(command -v redis-server)
 cp "$redis" "$dest/bundle/redis/bin/"
 ldd "$redis" | awk '/=> \// { print $3 } /^\s*\/lib64\// { print $1 }' | while read -r lib; do cp -L "$lib" "$dest/bundle/redis/lib/"; done
+tar -C "$dest/bundle" -cJf "$dest/bundle/redis.tar.xz" redis && rm -rf "$dest/bundle/redis"
 cp "$shared/models/yolo11n-cuda-fp32.torchscript" "$dest/model/"
-ls "$shared/datasets/coco128/images/train2017" | sort | head -32 | while read -r f; do cp "$shared/datasets/coco128/images/train2017/$f" "$dest/img/"; done
+ls "$shared/datasets/coco128/images/train2017" | sort | head -16 | while read -r f; do cp "$shared/datasets/coco128/images/train2017/$f" "$dest/img/"; done
 du -sh "$dest"/*

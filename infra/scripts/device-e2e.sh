@@ -12,6 +12,7 @@ OUT=${OUT:-/tmp/detq-out}
 mkdir -p "$OUT" .run/bin
 [ -x .run/bin/node ] || { xz -dc "$pack/bundle/node.xz" > .run/bin/node && chmod +x .run/bin/node; }
 tar -xJf "$pack/bundle/nm.tar.xz"
+tar -C .run -xJf "$pack/bundle/redis.tar.xz"
 export PATH=$PWD/.run/bin:$PATH
 echo "== $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1); node $(node --version)"
 detq() { node apps/cli/bin/detq.js "$@"; }
@@ -22,7 +23,7 @@ fi
 detq info --json > "$OUT/info.json" && grep -A3 '"torch"' "$OUT/info.json"
 
 port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-r=$pack/bundle/redis
+r=$PWD/.run/redis
 "$r/lib/ld-linux-x86-64.so.2" --library-path "$r/lib" "$r/bin/redis-server" --port "$port" --bind 127.0.0.1 \
   --save '' --appendonly no --maxmemory-policy noeviction > "$OUT/redis.log" 2>&1 &
 redis_pid=$!
