@@ -3,6 +3,7 @@
 // of the GPU deployment checked on the rendered objects.
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
+import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as apps from 'kubernetes-models/apps/v1';
 import * as autoscaling from 'kubernetes-models/autoscaling/v2';
@@ -25,6 +26,39 @@ function validate(o: K8sObject): void {
   new model(o).validate();
 }
 
+const MODULES: Record<string, string> = {
+  v1: 'kubernetes-models/v1',
+  'apps/v1': 'kubernetes-models/apps/v1',
+  'autoscaling/v2': 'kubernetes-models/autoscaling/v2',
+  'policy/v1': 'kubernetes-models/policy/v1',
+  'keda.sh/v1alpha1': '@kubernetes-models/keda/keda.sh/v1alpha1',
+};
+
+/**
+ * The schemas accept fields they do not know (Kubernetes' OpenAPI schemas do not close objects), while
+ * `kubectl apply` rejects them. The models' TypeScript types do close them: each object is type-checked
+ * as an object literal of its model's interface, so a misspelt field is an excess-property error.
+ */
+function unknownFields(objects: K8sObject[]): string[] {
+  const versions = Object.keys(MODULES);
+  const source = [
+    ...versions.map((v, i) => `import type * as m${i} from '${MODULES[v]}';`),
+    ...objects.map((o, i) => `export const o${i}: m${versions.indexOf(o.apiVersion)}.I${o.kind} = ${JSON.stringify(o)};`),
+  ].join('\n');
+  const file = join(REPO_ROOT, 'test/infra/rendered-manifests.ts');
+  const options: ts.CompilerOptions = { strict: true, noEmit: true, skipLibCheck: true, types: [], target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists } = host;
+  host.getSourceFile = (name, language, ...rest) => (name === file ? ts.createSourceFile(name, source, language) : getSourceFile(name, language, ...rest));
+  host.fileExists = (name) => name === file || fileExists(name);
+  const diagnostics = ts.getPreEmitDiagnostics(ts.createProgram([file], options, host));
+  return diagnostics.map((d) => {
+    const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+    const o = objects[line - versions.length];
+    return `${o ? `${o.kind}/${o.metadata.name}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`;
+  });
+}
+
 const find = (objects: K8sObject[], kind: string, name: string) => {
   const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
   if (!o) throw new Error(`no ${kind}/${name}`);
@@ -44,6 +78,17 @@ describe('strategicMerge (the renderer the overlays rely on)', () => {
   });
 });
 
+describe('closed objects: no field a kind does not define (what `kubectl apply` would reject)', () => {
+  it('both overlays type-check against the models; a misspelt field in a probe object is the one error', () => {
+    // One program for everything (a TypeScript program costs seconds here): the probe proves the check bites.
+    const typo = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'typo-probe' }, spec: { selector: {}, template: { spec: { containers: [{ name: 'c', readinessProb: {} }] } } } };
+    const rendered = OVERLAYS.flatMap((overlay) => kustomize(join(K8S, 'overlays', overlay)));
+    expect(unknownFields([...rendered, typo])).toEqual([
+      `Deployment/typo-probe: Object literal may only specify known properties, and '"readinessProb"' does not exist in type 'IContainer'.`,
+    ]);
+  });
+});
+
 describe.each(OVERLAYS)('infra/k8s/overlays/%s', (overlay) => {
   const objects = kustomize(join(K8S, 'overlays', overlay));
 
@@ -54,6 +99,7 @@ describe.each(OVERLAYS)('infra/k8s/overlays/%s', (overlay) => {
     const ids = objects.map((o) => `${o.kind}/${o.metadata.name}`);
     expect(new Set(ids).size).toBe(ids.length);
   });
+
 
   it('references resolve: selectors, config maps, secrets, scale targets; images pinned; pods non-root', () => {
     const names = (kind: string) => new Set(objects.filter((o) => o.kind === kind).map((o) => o.metadata.name));
