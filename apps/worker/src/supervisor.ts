@@ -89,8 +89,9 @@ export class WorkerSupervisor {
       slot.child = undefined;
       const how = signal ? `signal ${signal}` : `code ${code}`;
       if (this.stopping) {
-        // Only exits after the stop count: a worker waiting for its restart has nothing to drain.
-        this.codes.set(slot.device, code ?? 128);
+        // Only exits after the stop count: a worker waiting for its restart has nothing to drain, and
+        // one the forwarded signal ended before its handlers were in place was still loading its model.
+        this.codes.set(slot.device, signal === 'SIGTERM' || signal === 'SIGINT' ? 0 : (code ?? 128));
         this.log(`${gpu} worker exited (${how})`);
       } else if (code === EXIT_CODES.USAGE) {
         // A usage error repeats on every restart: stop everything and say so.
