@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // Every workspace package (the CLI imports most of them), plus the test runner and the addon's build tools.
 const workspaces = readdirSync(join(root, 'node_modules', '@detq')).map((n) => `@detq/${n}`);
-const roots = [...workspaces, 'vitest', 'tsx', 'cmake-js', 'node-addon-api', 'node-api-headers'];
+// Extra package names on the command line join them (infra/scripts/device-e2e-pack.sh adds s3rver).
+const roots = [...workspaces, 'vitest', 'tsx', 'cmake-js', 'node-addon-api', 'node-api-headers', ...process.argv.slice(2)];
 const seen = new Set();
 function visit(name, fromDir) {
   // Node's resolution: the nearest node_modules up from the requiring package.

@@ -1,7 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { REPO_ROOT } from '@detq/core';
 import { badImages, COCO_IMAGES } from '../helpers/fixtures';
 import type { JobClient, JobView, QueueConfig } from '@detq/queue';
 import type { ObjectStore } from '@detq/storage';
@@ -63,4 +66,33 @@ export function waitForEnd(client: JobClient, id: string, timeoutMs?: number): P
 export interface Manifest {
   total: number;
   images: { key: string; uri: string; result?: string; line?: number; error?: { code: string; message: string } }[];
+}
+
+export const DETQ_BIN = join(REPO_ROOT, 'apps/cli/bin/detq.js');
+
+export interface DetqProcess {
+  child: ChildProcess;
+  /** stdout and stderr so far, interleaved. */
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs `detq <args>` as a real process. */
+export function startDetq(args: string[], env: NodeJS.ProcessEnv): DetqProcess {
+  const child = spawn(process.execPath, [DETQ_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, output: () => out, exited };
+}
+
+export async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
 }

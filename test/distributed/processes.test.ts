@@ -1,42 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '@detq/api';
-import { REPO_ROOT } from '@detq/core';
 import { DetqQueues, JobClient } from '@detq/queue';
 import { S3Store, s3ConfigFromEnv } from '@detq/storage';
 import { startS3Server, type TestS3Server } from '../helpers/s3-server';
 import { cocoImageNames, tempDir } from '../helpers/fixtures';
-import { badFiles, dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
-
-const DETQ = join(REPO_ROOT, 'apps/cli/bin/detq.js');
-
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function start(args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [DETQ, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, output: () => out, exited };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer().listen(0, '127.0.0.1');
-  await new Promise((r) => srv.once('listening', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { badFiles, dropPrefix, freePort, startDetq, testQueueConfig, uploadSet, waitFor, waitForEnd, type DetqProcess, type Manifest } from './helpers';
 
 type Coco = { images: { id: number; file_name: string }[]; annotations: { image_id: number; category_id: number; bbox: number[]; score: number }[] };
 
@@ -56,20 +26,20 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
   let queues: DetqQueues;
   let client: JobClient;
   let env: NodeJS.ProcessEnv;
-  let api: Proc;
+  let api: DetqProcess;
   let base: string;
   let keys: string[];
   let dir: string;
   const token = createToken('ci', ['s3://in/*', 's3://out/*']);
   const config = testQueueConfig();
   const bad = badFiles();
-  const procs: Proc[] = [];
+  const procs: DetqProcess[] = [];
   const worker = () => {
-    const p = start(['worker'], env);
+    const p = startDetq(['worker'], env);
     procs.push(p);
     return p;
   };
-  const ready = (p: Proc) => waitFor('a worker to load its model', async () => (/detq worker: .* concurrency/.test(p.output()) ? true : undefined), 60_000);
+  const ready = (p: DetqProcess) => waitFor('a worker to load its model', async () => (/detq worker: .* concurrency/.test(p.output()) ? true : undefined), 60_000);
   const enqueue = async (output: string) => {
     const res = await fetch(`${base}/v1/jobs`, {
       method: 'POST',
@@ -107,7 +77,7 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     };
     queues = new DetqQueues(config);
     client = new JobClient(queues);
-    api = start(['api'], env);
+    api = startDetq(['api'], env);
     await waitFor('the API', async () => ((await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
   }, 120_000);
 
@@ -124,7 +94,7 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     const [a, b] = [worker(), worker()];
     await Promise.all([ready(a), ready(b)]);
     const id = await enqueue('s3://out/run1/');
-    const watch = start(['watch', id, '--interval', '200'], env);
+    const watch = startDetq(['watch', id, '--interval', '200'], env);
     const watched = await watch.exited;
     expect(watched.code, watch.output()).toBe(0);
     const progressLines = watch.output().split('\n').filter((l) => l.startsWith(id));
@@ -144,7 +114,7 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     expect(Object.values(workers).filter((w) => w.frames > 0)).toHaveLength(2);
 
     const local = join(dir, 'label');
-    const label = start(['label', 's3://in/set/', '--out', local, '--formats', 'coco'], env);
+    const label = startDetq(['label', 's3://in/set/', '--out', local, '--formats', 'coco'], env);
     expect((await label.exited).code, label.output()).toBe(0);
     const mine = byFile(JSON.parse((await store.get('s3://out/run1/coco.json')).toString()) as Coco);
     const theirs = byFile(JSON.parse(await readFile(join(local, 'coco.json'), 'utf8')) as Coco);

@@ -18,6 +18,7 @@ import {
   type SetJobData,
 } from '@detq/queue';
 import { RoutingStore, type ObjectStore } from '@detq/storage';
+import { workerEngine } from './engine-cache';
 import { engineChoiceSchema, FatalError, type EngineChoice } from '@detq/core';
 
 export interface WorkerSettings {
@@ -32,6 +33,10 @@ export interface WorkerSettings {
   engine: EngineChoice;
   /** FP16 on the GPU engines. */
   half: boolean;
+  /** CUDA device this worker's GPU engine runs on (`--device`, DETQ_DEVICE); one worker per GPU. */
+  device?: number;
+  /** Port of /healthz, /readyz and /metrics (DETQ_WORKER_PORT); none when unset. */
+  healthPort?: number;
   /** Least time between two progress writes of a worker: progress costs O(time), not O(images). */
   progressIntervalMs: number;
   /** BullMQ lock: a killed worker's chunk is retried by another once it lapses. */
@@ -49,9 +54,17 @@ function engineChoiceFromEnv(value: string | undefined): EngineChoice {
   return parsed.data;
 }
 
+/** DETQ_DEVICE / --device: a CUDA device index. */
+export function deviceFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value.trim())) throw new FatalError('USAGE', `DETQ_DEVICE / --device: expected a GPU index such as 0 (got ${JSON.stringify(value)})`);
+  return Number(value);
+}
+
 const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number.parseInt(v, 10));
 
 export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
+  const device = deviceFromEnv(env.DETQ_DEVICE);
   return {
     queue: queueConfigFromEnv(env),
     concurrency: int(env.DETQ_WORKER_CONCURRENCY, 2),
@@ -60,6 +73,8 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     ...(env.DETQ_THREADS && { threads: int(env.DETQ_THREADS, 0) }),
     engine: engineChoiceFromEnv(env.DETQ_ENGINE),
     half: /^(1|true|yes)$/i.test(env.DETQ_HALF ?? ''),
+    ...(device !== undefined && { device }),
+    ...(env.DETQ_WORKER_PORT && { healthPort: int(env.DETQ_WORKER_PORT, 0) }),
     progressIntervalMs: int(env.DETQ_PROGRESS_MS, 5000),
     lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
@@ -86,6 +101,11 @@ export async function createWorker(
 ): Promise<DetqWorker> {
   const log = options.log ?? ((line: string) => console.error(line));
   const store = options.store ?? new RoutingStore();
+  // A TensorRT worker runs a plan built for its GPU: found in the node's engine cache, or built once.
+  const defaultModel =
+    settings.engine === 'tensorrt'
+      ? await workerEngine({ device: settings.device ?? 0, half: settings.half, maxBatch: settings.maxBatch, store, log })
+      : undefined;
   const pool = new EnginePool({
     store,
     maxBatch: settings.maxBatch,
@@ -93,6 +113,8 @@ export async function createWorker(
     ...(settings.threads && { threads: settings.threads }),
     engine: settings.engine,
     half: settings.half,
+    ...(settings.device !== undefined && { device: settings.device }),
+    ...(defaultModel && { defaultModel }),
   });
   const rt = await pool.acquire();
   pool.release();
@@ -139,7 +161,8 @@ export async function createWorker(
     w.on('failed', (job, err) => log(`${w.name} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
     w.on('error', (err) => log(`${w.name} worker error: ${err.message}`));
   }
-  const workerId = `${hostname()}:${process.pid}`;
+  // One worker per GPU: the metrics of each (`worker` label) name its device.
+  const workerId = `${hostname()}:${process.pid}${settings.device === undefined ? '' : `/gpu${settings.device}`}`;
   const report = async () => queues.metrics.reportWorker(workerId, { ...(await pool.stats()), at: Date.now() });
   const reporter = setInterval(() => void report().catch(() => undefined), settings.statsIntervalMs);
   reporter.unref();

@@ -15,6 +15,8 @@ export interface EngineOptions {
   imgsz?: [number, number];
   /** FP16 on GPU engines. */
   half?: boolean;
+  /** CUDA device index of the GPU engines (default 0). */
+  device?: number;
   /** Told about fallbacks in one line (the CLI prints it to stderr). */
   notice?: (line: string) => void;
 }
@@ -45,5 +47,5 @@ export async function createEngine(choice: EngineChoice, options: EngineOptions)
 }
 
 function gpuOptions(o: EngineOptions) {
-  return { ...(o.half !== undefined && { half: o.half }), ...(o.maxBatch !== undefined && { maxBatch: o.maxBatch }), ...(o.imgsz && { imgsz: o.imgsz }) };
+  return { ...(o.half !== undefined && { half: o.half }), ...(o.device !== undefined && { device: o.device }), ...(o.maxBatch !== undefined && { maxBatch: o.maxBatch }), ...(o.imgsz && { imgsz: o.imgsz }) };
 }

@@ -8,6 +8,8 @@ export interface OpenEngineOptions extends ResolveModelOptions {
   maxBatch?: number;
   imgsz?: [number, number];
   half?: boolean;
+  /** CUDA device of the GPU engines. */
+  device?: number;
   notice?: (line: string) => void;
 }
 
@@ -29,6 +31,7 @@ export async function openEngine(options: OpenEngineOptions = {}): Promise<Opene
     ...(options.maxBatch !== undefined && { maxBatch: options.maxBatch }),
     ...((options.imgsz ?? resolved.metadata.imgsz) && { imgsz: options.imgsz ?? resolved.metadata.imgsz }),
     ...(options.half !== undefined && { half: options.half }),
+    ...(options.device !== undefined && { device: options.device }),
     ...(options.notice && { notice: options.notice }),
   });
   const { info } = engine;

@@ -1,4 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** A Redis server or a Redis Cluster (REDIS_URL `redis+cluster://host:port[,host:port...]`). */
+export type RedisClient = Redis | Cluster;
 
 /** Where a deployment's queues live. Every key detq or BullMQ writes starts with `prefix`. */
 export interface QueueConfig {
@@ -21,10 +24,30 @@ export function queueConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QueueC
 export const SET_QUEUE = 'sets';
 export const CHUNK_QUEUE = 'chunks';
 
+/** `redis[s]+cluster://[user[:password]@]host:port[,host:port...]`: seed nodes of a Redis Cluster. */
+const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]+)/;
+
 /**
  * A Redis connection usable by BullMQ workers too: commands wait for a reconnect instead of failing
- * after a few retries, so a Redis restart pauses work rather than failing jobs.
+ * after a few retries, so a Redis restart pauses work rather than failing jobs. A cluster URL names
+ * seed nodes of a Redis Cluster; the client finds the other nodes and follows slot moves. Every detq
+ * key carries the prefix's hash tag, so a deployment lives in one slot (one shard).
  */
-export function connectRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+export function connectRedis(url: string, options: RedisOptions = {}): RedisClient {
+  const redisOptions: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, ...options };
+  const cluster = CLUSTER_URL.exec(url);
+  if (!cluster) return new Redis(url, redisOptions);
+  const [, scheme, username, password, hosts] = cluster;
+  const seeds = hosts!.split(',').map((hostPort) => {
+    const [host, port] = hostPort.split(':');
+    return { host: host!, port: Number(port || 6379) };
+  });
+  return new Cluster(seeds, {
+    redisOptions: {
+      ...redisOptions,
+      ...(username && { username: decodeURIComponent(username) }),
+      ...(password && { password: decodeURIComponent(password) }),
+      ...(scheme === 'rediss' && { tls: {} }),
+    },
+  });
 }

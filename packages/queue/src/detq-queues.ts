@@ -1,6 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { CHUNK_QUEUE, connectRedis, SET_QUEUE, type QueueConfig } from './config';
+import { CHUNK_QUEUE, connectRedis, SET_QUEUE, type QueueConfig, type RedisClient } from './config';
 import { IncrementalIndex } from './incremental-index';
 import type { ChunkJobData, SetJobData } from './job-data';
 import { JobStore } from './job-store';
@@ -16,7 +15,7 @@ export class DetqQueues {
 
   constructor(
     readonly config: QueueConfig,
-    readonly redis: Redis = connectRedis(config.redisUrl),
+    readonly redis: RedisClient = connectRedis(config.redisUrl),
   ) {
     const opts = { connection: redis, prefix: config.prefix };
     this.sets = new Queue<SetJobData>(SET_QUEUE, opts);

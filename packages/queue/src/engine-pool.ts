@@ -29,6 +29,10 @@ export interface EnginePoolOptions {
   engine?: EngineChoice;
   /** FP16 on the GPU engines. */
   half?: boolean;
+  /** The model of jobs that name none (default: DETQ_MODEL); a TensorRT worker's plan from its engine cache. */
+  defaultModel?: string;
+  /** CUDA device of the GPU engines (`detq worker --device`). */
+  device?: number;
   /** Engines kept loaded at once; idle ones beyond this are disposed, least recently used first. */
   maxEngines?: number;
 }
@@ -103,12 +107,14 @@ export class EnginePool {
 
   private async open(ref: ModelRef): Promise<LabelRuntime> {
     const opts: OpenEngineOptions = { store: this.options.store, maxBatch: this.options.maxBatch };
-    if (ref.uri) opts.model = ref.uri;
+    const uri = ref.uri ?? this.options.defaultModel;
+    if (uri) opts.model = uri;
     if (ref.sha256) opts.sha256 = ref.sha256;
     if (ref.imgsz) opts.imgsz = [ref.imgsz, ref.imgsz];
     if (this.options.threads) opts.threads = this.options.threads;
     if (this.options.engine) opts.engine = this.options.engine;
     if (this.options.half) opts.half = this.options.half;
+    if (this.options.device !== undefined) opts.device = this.options.device;
     // A fallback of `auto` is worth one line in the worker's log.
     opts.notice = (line) => process.stderr.write(`detq worker: ${line}\n`);
     const { engine, model, names } = await openEngine(opts);

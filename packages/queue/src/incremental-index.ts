@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { DetectParams } from '@detq/core';
+import type { RedisClient } from './config';
 
 export interface IndexedImage {
   uri: string;
@@ -14,7 +14,7 @@ export interface IndexedImage {
  */
 export class IncrementalIndex {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {}
 

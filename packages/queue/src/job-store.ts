@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { JobSpec, JobStatus } from '@detq/core';
+import type { RedisClient } from './config';
 
 /** The detq-owned state of one set job (BullMQ keeps the queue mechanics, this keeps what users see). */
 export interface JobState {
@@ -49,7 +49,7 @@ export interface NewJob {
  */
 export class JobStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     redis.defineCommand('detqSetStatus', { numberOfKeys: 1, lua: SET_STATUS });

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import { jobStatusSchema, type JobStatus } from '@detq/core';
 import type { JobStore } from './job-store';
+import type { RedisClient } from './config';
 
 export interface WorkerStats {
   batches: number;
@@ -16,7 +16,7 @@ export interface WorkerStats {
  */
 export class MetricsStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly jobs: JobStore,
   ) {}
 

@@ -1,5 +1,17 @@
 import type { Command } from 'commander';
-import { runWorker, workerSettingsFromEnv } from '@detq/worker';
+import { EXIT_CODES, FatalError } from '@detq/core';
+import { resolveGpus, runSupervisor, runWorker, workerSettingsFromEnv } from '@detq/worker';
+
+interface WorkerFlags {
+  concurrency?: string;
+  maxBatch?: string;
+  maxWaitMs?: string;
+  threads?: string;
+  engine?: string;
+  half?: boolean;
+  device?: string;
+  gpus?: string;
+}
 
 export function register(program: Command): void {
   program
@@ -11,7 +23,9 @@ export function register(program: Command): void {
     .option('--threads <n>', 'inference threads (env DETQ_THREADS, default all cores)')
     .option('--engine <engine>', 'onnxruntime-cpu | torch | tensorrt | auto (env DETQ_ENGINE, default onnxruntime-cpu)')
     .option('--half', 'FP16 on GPU engines (env DETQ_HALF)')
-    .action(async (f: { concurrency?: string; maxBatch?: string; maxWaitMs?: string; threads?: string; engine?: string; half?: boolean }) => {
+    .option('--device <n>', 'CUDA device of the GPU engine (env DETQ_DEVICE, default 0)')
+    .option('--gpus <all|0,1,...>', 'run one worker process per GPU under a supervisor that restarts crashed ones and drains all on SIGTERM (env DETQ_GPUS)')
+    .action(async (f: WorkerFlags) => {
       // Flags override the env so one definition of the defaults (workerSettingsFromEnv) holds.
       const env = {
         ...process.env,
@@ -21,7 +35,16 @@ export function register(program: Command): void {
         ...(f.threads && { DETQ_THREADS: f.threads }),
         ...(f.engine && { DETQ_ENGINE: f.engine }),
         ...(f.half && { DETQ_HALF: 'true' }),
+        ...(f.device && { DETQ_DEVICE: f.device }),
+        ...(f.gpus && { DETQ_GPUS: f.gpus }),
       };
-      await runWorker(workerSettingsFromEnv(env));
+      const settings = workerSettingsFromEnv(env);
+      if (!env.DETQ_GPUS) return runWorker(settings);
+      if (f.device) throw new FatalError('USAGE', '--device and --gpus exclude each other: --gpus gives each worker its device');
+      const devices = await resolveGpus(env.DETQ_GPUS);
+      // The workers get the flags through the env, each its own --device.
+      const code = await runSupervisor({ devices, command: [process.execPath, ...process.execArgv, process.argv[1]!, 'worker'], env });
+      if (code === EXIT_CODES.USAGE) throw new FatalError('USAGE', 'a worker refused its settings (see its message above)');
+      if (code !== 0) throw new FatalError('UNEXPECTED', `not every worker drained (supervisor exit ${code})`);
     });
 }
