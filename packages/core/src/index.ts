@@ -5,3 +5,5 @@ export * from './schemas';
 export * from './job-spec';
 export * from './label-options';
 export * from './hash';
+export * from './class-colours';
+export * from './dashboard-queries';
