@@ -82,12 +82,12 @@ export function JobPage({ id }: { id: string }) {
     <${Section} title="Errors by code">
       ${byCode.length === 0
         ? html`<p class="muted">No image errors${ended ? '' : ' so far'}.</p>`
-        : html`<table class="errors"><thead><tr><th>Code</th><th>Images</th><th>Examples</th></tr></thead><tbody>
+        : html`<div class="table-wrap flat"><table class="errors"><thead><tr><th>Code</th><th>Images</th><th>Examples</th></tr></thead><tbody>
           ${byCode.map(
             ([code, n]) => html`<tr data-code=${code}><td><span class="code">${code}</span></td><td>${n}</td><td>
               <ul class="plain">${(errors?.records ?? []).filter((r) => r.error?.code === code).slice(0, 3).map((r) => html`<li><span class="mono">${r.key}</span>: ${r.error!.message}</li>`)}</ul>
             </td></tr>`,
-          )}</tbody></table>
+          )}</tbody></table></div>
           <p><a href=${`#/jobs/${id}/gallery?errors=1`}>Show every failed image</a></p>`}
     </${Section}>
     <${Section} title="Provenance">

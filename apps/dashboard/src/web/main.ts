@@ -1,3 +1,4 @@
+import './jitless-zod';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, session, setUnauthorisedHandler } from './api';
