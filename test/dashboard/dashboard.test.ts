@@ -77,6 +77,7 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
 
   const shot = async (p: Page, name: string) => {
     const size = p.viewportSize()!;
+    await p.evaluate(() => scrollTo(0, 0));
     await p.screenshot({ path: join(SHOTS, `${name}-${size.width}x${size.height}.png`), fullPage: false });
   };
 
