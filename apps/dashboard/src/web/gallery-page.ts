@@ -46,7 +46,7 @@ function Viewer({ jobId, record, onClose }: { jobId: string; record: RecordView;
   useEffect(() => ref.current?.showModal(), []);
   return html`<dialog ref=${ref} class="viewer" onClose=${onClose} aria-label=${record.key}>
     <div class="row between"><h2 class="mono">${record.key}</h2><button type="button" onClick=${() => ref.current?.close()}>Close</button></div>
-    <figure class="frame" style=${`aspect-ratio: ${record.width} / ${record.height}`}>
+    <figure class="frame" style=${`aspect-ratio: ${record.width} / ${record.height}; width: min(100%, calc(70vh * ${record.width / record.height}))`}>
       <${AuthImage} src=${`/v1/jobs/${jobId}/image?size=full&key=${encodeURIComponent(record.key)}`} alt=${record.key} />
       <${Boxes} record=${record} labels=${true} />
     </figure>
