@@ -197,6 +197,15 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     expect(total).toBeGreaterThan(0);
     await shot(page, 'gallery');
 
+    // The class filter keeps the images with that class, and only its boxes.
+    const person = [...records.values()].filter((r) => r.detections.some((d) => d.class_name === 'person'));
+    await page.getByLabel('Class').selectOption('person');
+    await expect.poll(() => page.locator('.tile[data-detections]').count()).toBe(person.length);
+    expect(await page.locator('rect.box').evaluateAll((rects) => [...new Set(rects.map((r) => r.getAttribute('data-class')))])).toEqual(['person']);
+    expect(await page.locator('rect.box').count()).toBe(person.reduce((n, r) => n + r.detections.filter((d) => d.class_name === 'person').length, 0));
+    await page.getByLabel('Class').selectOption('');
+    await expect.poll(() => page.locator('.tile[data-detections]').count()).toBe(IMAGES.length);
+
     const first = page.locator('.tile[data-detections] button.frame').first();
     await first.focus();
     await page.keyboard.press('Enter');

@@ -4,15 +4,19 @@ import { api, followEvents } from './api';
 import type { JobView } from './types';
 import { Confirm, ErrorNote, fmtDate, fmtDuration, html, Progress, StatusBadge, TERMINAL, usePoll } from './ui';
 
+const MAX_STREAMS = 3;
+
 /** Jobs newest first, filtered by status; running jobs follow their SSE stream. */
 export function JobsPage() {
   const [status, setStatus] = useState('');
   const [live, setLive] = useState<Record<string, JobView>>({});
   const [cancelling, setCancelling] = useState<JobView>();
   const [error, setError] = useState<unknown>();
-  const list = usePoll(() => api<{ jobs: JobView[] }>(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`), 10_000, [status]);
+  const list = usePoll(() => api<{ jobs: JobView[] }>(`/v1/jobs?limit=50${status ? `&status=${status}` : ''}`), 5_000, [status]);
   const jobs = (list.data?.jobs ?? []).map((j) => live[j.id] ?? j);
-  const active = jobs.filter((j) => !TERMINAL.includes(j.status)).map((j) => j.id).join(',');
+  // A browser keeps at most 6 HTTP/1.1 connections per host: the newest few running jobs stream, the
+  // others move with the list's own refresh.
+  const active = jobs.filter((j) => !TERMINAL.includes(j.status)).slice(0, MAX_STREAMS).map((j) => j.id).join(',');
 
   useEffect(() => {
     const stop = new AbortController();
