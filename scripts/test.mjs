@@ -64,6 +64,7 @@ if (!hasChromium()) {
 
 // 4. Types, then the suite.
 run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
+run('npx', ['tsc', '-p', 'apps/dashboard/tsconfig.json', '--noEmit']);
 const report = join(tmpdir(), `detq-vitest-${process.pid}.json`);
 const vitest = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
 if (existsSync(report)) {

@@ -13,6 +13,25 @@ import { badImages, cocoImageNames } from '../helpers/fixtures';
 import { startS3Server, type TestS3Server } from '../helpers/s3-server';
 import { dropPrefix, testQueueConfig, uploadSet, waitFor } from '../distributed/helpers';
 
+// What the page.evaluate callbacks below use of the page: the repository's Node typecheck has no DOM
+// types (the dashboard's own code is checked against them, in apps/dashboard/tsconfig.json).
+interface PageElement {
+  tagName: string;
+  textContent: string | null;
+  complete?: boolean;
+  naturalWidth?: number;
+  getAttribute(name: string): string | null;
+  closest(selector: string): PageElement | null;
+  getBoundingClientRect(): { right: number };
+}
+declare const window: {
+  location: { hash: string };
+  sessionStorage: { getItem(key: string): string | null };
+  innerWidth: number;
+  scrollTo(x: number, y: number): void;
+  document: { activeElement: PageElement | null; querySelectorAll(selector: string): Iterable<PageElement> };
+};
+
 /** Screenshots (git-ignored) and the load times the run measured. */
 const SHOTS = join(REPO_ROOT, 'test-output/dashboard');
 const VIEWPORTS = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } } as const;
@@ -70,14 +89,14 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
   const open = async (p: Page, hash: string, ready: string, name: string) => {
     const t0 = Date.now();
     await p.goto(`${base}/ui/${hash}`);
-    if (hash) await p.evaluate((h) => (location.hash = h), hash);
+    if (hash) await p.evaluate((h) => (window.location.hash = h), hash);
     await p.locator(ready).first().waitFor({ timeout: 60_000 });
     loadTimes[name] ??= Date.now() - t0;
   };
 
   const shot = async (p: Page, name: string) => {
     const size = p.viewportSize()!;
-    await p.evaluate(() => scrollTo(0, 0));
+    await p.evaluate(() => window.scrollTo(0, 0));
     await p.screenshot({ path: join(SHOTS, `${name}-${size.width}x${size.height}.png`), fullPage: false });
   };
 
@@ -130,7 +149,7 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     await page.getByLabel('API token').fill(alice.token);
     await page.keyboard.press('Enter');
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
-    expect(await page.evaluate(() => sessionStorage.getItem('detq.token'))).toBe(alice.token);
+    expect(await page.evaluate(() => window.sessionStorage.getItem('detq.token'))).toBe(alice.token);
   });
 
   it('enqueue form: zod field errors next to the fields, then a job followed live to completed_with_errors', async () => {
@@ -174,7 +193,7 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     const records = await detections('s3://out/dash/');
     await open(page, `#/jobs/${jobId}/gallery?min=0`, '.tile[data-detections]', 'gallery');
     await expect.poll(() => page.locator('.tile[data-detections]').count()).toBe(IMAGES.length);
-    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.tile img')].filter((i) => i.complete && i.naturalWidth > 0).length === 12, undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => [...window.document.querySelectorAll('.tile img')].filter((i) => i.complete && i.naturalWidth! > 0).length === 12, undefined, { timeout: 60_000 });
     const drawn = await page.locator('.tile[data-detections]').evaluateAll((tiles) =>
       tiles.map((t) => ({
         key: t.getAttribute('data-key')!,
@@ -248,7 +267,7 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     }
     // Keyboard: Tab from the top reaches the job's link; Enter opens its page.
     await page.locator('body').focus();
-    for (let i = 0; i < 40 && (await page.evaluate(() => document.activeElement?.textContent)) !== jobId; i++) await page.keyboard.press('Tab');
+    for (let i = 0; i < 40 && (await page.evaluate(() => window.document.activeElement?.textContent)) !== jobId; i++) await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
     await page.waitForURL(new RegExp(`#/jobs/${jobId}$`));
   });
@@ -298,7 +317,7 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
       await other.waitForLoadState('networkidle');
       expect(await other.locator(`tr[data-job="${jobId}"]`).count()).toBe(0);
       expectedStatus = [404];
-      await other.evaluate((h) => (location.hash = h), `#/jobs/${jobId}`);
+      await other.evaluate((h) => (window.location.hash = h), `#/jobs/${jobId}`);
       await other.getByRole('alert').filter({ hasText: 'no such job' }).waitFor();
       for (const path of [`/v1/jobs/${jobId}`, `/v1/jobs/${jobId}/detail`, `/v1/jobs/${jobId}/records`, `/v1/jobs/${jobId}/image?key=${IMAGES[0]}`]) {
         expect((await api(path, bob.token)).status, path).toBe(404);
@@ -326,13 +345,13 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
         ['#/schedules', 'form[aria-label="Add a schedule"]', 'schedules'],
         ['#/workers', 'tr[data-worker]', 'workers'],
       ] as const) {
-        await p.evaluate((h) => (location.hash = h), hash);
+        await p.evaluate((h) => (window.location.hash = h), hash);
         await p.locator(ready).first().waitFor({ timeout: 30_000 });
-        if (name === 'gallery') await p.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.tile img')].every((i) => i.complete));
+        if (name === 'gallery') await p.waitForFunction(() => [...window.document.querySelectorAll('.tile img')].every((i) => i.complete));
         // Nothing sticks out of the phone's screen (wide tables scroll inside their own box).
         const outside = await p.evaluate(() =>
-          [...document.querySelectorAll('body *')]
-            .filter((e) => !e.closest('.table-wrap, dialog, svg *') && e.getBoundingClientRect().right > innerWidth + 0.5)
+          [...window.document.querySelectorAll('body *')]
+            .filter((e) => !e.closest('.table-wrap, dialog, svg *') && e.getBoundingClientRect().right > window.innerWidth + 0.5)
             .map((e) => `${e.tagName.toLowerCase()}.${e.getAttribute("class") ?? ""}`),
         );
         expect(outside, name).toEqual([]);

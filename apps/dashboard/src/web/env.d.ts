@@ -1,4 +1,2 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
-// The browser app is typechecked with the rest of the repo; esbuild bundles its CSS imports.
+// esbuild bundles the app's CSS imports.
 declare module '*.css';

@@ -1,5 +1,5 @@
-// Type-only: erased from the bundle, so the server-side parts of core never reach the browser.
-import type { Detection, JobSpec, JobStatus } from '@detq/core';
+import type { JobSpec, JobStatus } from '@detq/core/job-spec';
+import type { Detection } from '@detq/core/schemas';
 
 /** Shapes of the API answers the dashboard reads (the API's own types live server-side). */
 export interface JobView {
