@@ -67,7 +67,8 @@ describe('dashboard API routes: scope, caps, cache, paging, cron preview', () =>
     queues = new DetqQueues(config);
     const spec = jobSpecSchema.parse({ input: { uri: 's3://in/d/' }, output: { uri: 's3://out/alice/d/' } });
     await queues.jobs.create(id, { spec, output: spec.output.uri });
-    await queues.jobs.recordPlanned(id, records.length, 1);
+    // Two chunks planned, one written: the job is still running.
+    await queues.jobs.recordPlanned(id, records.length + 5, 2);
     app = Fastify();
     await app.register(dashboardRoutes, { queues, tokens: new TokenStore([alice.entry, bob.entry]), store, maxImageBytes: 1024 * 1024, maxDownloadBytes: 1024 });
   }, 60_000);
@@ -88,7 +89,7 @@ describe('dashboard API routes: scope, caps, cache, paging, cron preview', () =>
     }
   });
 
-  it('records: paged, filtered by class and confidence, errors only, with counts by class and code', async () => {
+  it('records (of the chunks written so far): paged, filtered by class and confidence, errors only, with counts by class and code', async () => {
     const all = (await get(`/v1/jobs/${id}/records`)).json();
     expect(all).toMatchObject({ total: 3, written: 3, classes: { person: 1, car: 2 }, errors: { EMPTY_FILE: 1 } });
     const cars = (await get(`/v1/jobs/${id}/records?class=car&minConfidence=0.4`)).json();

@@ -60,7 +60,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
   const { queues, tokens, store } = options;
   const maxImageBytes = options.maxImageBytes ?? 50 * 1024 * 1024;
   const maxDownloadBytes = options.maxDownloadBytes ?? 100 * 1024 * 1024;
-  // Parsed chunk results: a chunk's object is final once written, so it is cached by its URI.
+  // Parsed chunk results by URI and ETag, bounded by the number of records held.
   const chunkCache = new LRUCache<string, ImageRecord[]>({ maxSize: 200_000, sizeCalculation: (r) => Math.max(1, r.length) });
   const imageCache = new LRUCache<string, Buffer>({ maxSize: 64 * 1024 * 1024, sizeCalculation: (b) => b.length });
 
@@ -88,17 +88,22 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
 
   const needStore = (reply: FastifyReply): ObjectStore | undefined => store ?? void fail(reply, 503, 'no object store configured');
 
-  /** Every record written so far, in chunk order (chunks not yet written are skipped). */
+  /**
+   * Every record written so far, in chunk order. One listing says which chunk objects exist (and their
+   * ETags, so a chunk rewritten by a retry is read again); chunks not written yet are skipped.
+   */
   const recordsOf = async (s: ObjectStore, job: JobState): Promise<ImageRecord[]> => {
+    const uris = Array.from({ length: job.chunks }, (_, i) => joinUri(job.output, chunkResultKey(i)));
+    if (!uris[0]) return [];
+    const written = new Map<string, string>();
+    for await (const e of s.list(uris[0].slice(0, uris[0].lastIndexOf('/') + 1))) written.set(e.uri, e.etag ?? String(e.size));
     const chunks = await Promise.all(
-      Array.from({ length: job.chunks }, async (_, i) => {
-        const uri = joinUri(job.output, chunkResultKey(i));
-        const cached = chunkCache.get(uri);
-        if (cached) return cached;
-        const body = await s.get(uri).catch(() => undefined);
-        if (!body) return [];
-        const records = parseRecords(body);
-        chunkCache.set(uri, records);
+      uris.map(async (uri) => {
+        const tag = written.get(uri);
+        if (tag === undefined) return [];
+        const key = `${uri}\n${tag}`;
+        let records = chunkCache.get(key);
+        if (!records) chunkCache.set(key, (records = parseRecords(await s.get(uri))));
         return records;
       }),
     );
