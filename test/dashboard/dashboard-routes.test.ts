@@ -130,11 +130,11 @@ describe('dashboard API routes: scope, caps, cache, paging, cron preview', () =>
   });
 
   it('cron preview: the next runs from the parser BullMQ uses; a bad pattern is a field error', async () => {
-    const res = (await get('/v1/schedules/preview?cron=0%202%20*%20*%20*&tz=UTC&count=3')).json() as { next: string[] };
+    const res = (await get('/v1/cron/next?cron=0%202%20*%20*%20*&tz=UTC&count=3')).json() as { next: string[] };
     expect(res.next).toHaveLength(3);
     for (const at of res.next) expect(at).toMatch(/T02:00:00\.000Z$/);
     expect(Date.parse(res.next[1]!) - Date.parse(res.next[0]!)).toBe(86_400_000);
-    const bad = await get('/v1/schedules/preview?cron=61%20*%20*%20*%20*');
+    const bad = await get('/v1/cron/next?cron=61%20*%20*%20*%20*');
     expect([bad.statusCode, bad.json().fields[0].field]).toEqual([400, 'cron']);
   });
 

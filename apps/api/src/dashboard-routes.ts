@@ -214,7 +214,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
     return { workers: Object.entries(workers).map(([id, w]) => ({ id, ...w })).sort((a, b) => a.id.localeCompare(b.id)) };
   });
 
-  app.get('/v1/schedules/preview', async (req, reply) => {
+  app.get('/v1/cron/next', async (req, reply) => {
     if (!tokens.verify(req.headers.authorization)) return fail(reply, 401, 'a valid bearer token is required');
     const q = query(cronPreviewQuerySchema, req, reply);
     if (!q) return reply;

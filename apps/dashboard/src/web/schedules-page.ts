@@ -13,7 +13,7 @@ function CronPreview({ cron, tz, onError }: { cron: string; tz: string; onError:
     if (cron.trim().length < 9) return setNext([]);
     const timer = setTimeout(() => {
       const q = new URLSearchParams({ cron, ...(tz && { tz }) });
-      api<{ next: string[] }>(`/v1/schedules/preview?${q}`).then(
+      api<{ next: string[] }>(`/v1/cron/next?${q}`).then(
         (r) => (setNext(r.next), onError(undefined)),
         (e: ApiError) => (setNext([]), onError(e.fields[0]?.message ?? e.message)),
       );
