@@ -54,9 +54,12 @@ export async function bundleDashboard(): Promise<Map<string, BundledAsset>> {
 // The page holds a bearer token: nothing may load from another origin, and no inline script runs.
 const CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
+// One bundle per process, however many servers it starts (tests start several).
+let bundled: Promise<Map<string, BundledAsset>> | undefined;
+
 /** Serves the dashboard under `prefix` (default /ui): index.html and static files, plus the bundle. */
 export async function serveDashboard(app: FastifyInstance, prefix = '/ui'): Promise<void> {
-  const assets = await bundleDashboard();
+  const assets = await (bundled ??= bundleDashboard());
   app.addHook('onSend', async (req, reply) => {
     if (req.url === prefix || req.url.startsWith(`${prefix}/`)) reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff');
   });
