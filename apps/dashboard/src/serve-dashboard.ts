@@ -51,21 +51,37 @@ export async function bundleDashboard(): Promise<Map<string, BundledAsset>> {
   );
 }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Needs no token: the API's auth hook lets it through (the page holds no data of its own). */
+    public?: boolean;
+    /** Answers while Redis is unreachable. */
+    withoutRedis?: boolean;
+  }
+}
+
+const UI_ROUTE = { config: { public: true, withoutRedis: true } };
+
 // The page holds a bearer token: nothing may load from another origin, and no inline script runs.
 const CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 // One bundle per process, however many servers it starts (tests start several).
 let bundled: Promise<Map<string, BundledAsset>> | undefined;
 
-/** Serves the dashboard under `prefix` (default /ui): index.html and static files, plus the bundle. */
+/**
+ * Serves the dashboard under `prefix` (default /ui): the bundle from memory, index.html and style.css
+ * from public/ through @fastify/static. Call it inside a plugin: its hook and decorator stay there.
+ */
 export async function serveDashboard(app: FastifyInstance, prefix = '/ui'): Promise<void> {
   const assets = await (bundled ??= bundleDashboard());
-  app.addHook('onSend', async (req, reply) => {
-    if (req.url === prefix || req.url.startsWith(`${prefix}/`)) reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff');
+  await app.register(fastifyStatic, { root: join(HERE, '../public'), serve: false });
+  app.addHook('onSend', async (_req, reply) => {
+    if (reply.request.routeOptions.config.public) reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff');
   });
-  app.get(prefix, (_req, reply) => reply.redirect(`${prefix}/`));
+  app.get(prefix, UI_ROUTE, (_req, reply) => reply.redirect(`${prefix}/`));
+  app.get(`${prefix}/`, UI_ROUTE, (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('index.html'));
+  app.get(`${prefix}/style.css`, UI_ROUTE, (_req, reply) => reply.header('cache-control', 'no-cache').sendFile('style.css'));
   for (const [name, asset] of assets) {
-    app.get(`${prefix}/${name}`, (_req, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body));
+    app.get(`${prefix}/${name}`, UI_ROUTE, (_req, reply) => reply.type(asset.type).header('cache-control', 'no-cache').send(asset.body));
   }
-  await app.register(fastifyStatic, { root: join(HERE, '../public'), prefix: `${prefix}/`, decorateReply: false, cacheControl: false, index: 'index.html' });
 }
