@@ -1,3 +1,5 @@
+import pLimit from 'p-limit';
+
 /** The dashboard's only door to the API: the session's bearer token on every request. */
 
 const TOKEN_KEY = 'detq.token';
@@ -27,11 +29,34 @@ export class ApiError extends Error {
 let onUnauthorised: () => void = () => {};
 export const setUnauthorisedHandler = (fn: () => void) => (onUnauthorised = fn);
 
-async function request(path: string, init: RequestInit = {}, token = session.token()): Promise<Response> {
+/**
+ * The API limits requests per token (@fastify/rate-limit, DETQ_RATE_LIMIT), and a gallery page alone
+ * asks for two dozen thumbnails. Requests go out a few at a time; when the standard x-ratelimit-*
+ * headers say fewer requests are left than may be in flight, the next ones wait for the window to reset.
+ */
+const MAX_IN_FLIGHT = 4;
+const limit = pLimit(MAX_IN_FLIGHT);
+let resumeAt = 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function paced(path: string, init: RequestInit): Promise<Response> {
+  const wait = resumeAt - Date.now();
+  if (wait > 0) await sleep(wait);
+  const res = await fetch(path, init);
+  const left = Number(res.headers.get('x-ratelimit-remaining') ?? Infinity);
+  if (left < MAX_IN_FLIGHT || res.status === 429) {
+    const seconds = Number(res.headers.get('retry-after') ?? res.headers.get('x-ratelimit-reset') ?? 1);
+    resumeAt = Math.max(resumeAt, Date.now() + seconds * 1000);
+  }
+  return res;
+}
+
+async function request(path: string, init: RequestInit = {}, token = session.token(), stream = false): Promise<Response> {
   const headers = new Headers(init.headers);
   if (token) headers.set('authorization', `Bearer ${token}`);
   if (init.body !== undefined) headers.set('content-type', 'application/json');
-  const res = await fetch(path, { ...init, headers });
+  // A stream holds its connection for as long as the job runs: it never takes one of the slots.
+  const res = stream ? await paced(path, { ...init, headers }) : await limit(() => paced(path, { ...init, headers }));
   if (res.ok) return res;
   const body = (await res.json().catch(() => ({}))) as { error?: string; fields?: FieldError[] };
   if (res.status === 401 && token === session.token()) onUnauthorised();
@@ -54,7 +79,7 @@ export async function blobUrl(path: string, signal?: AbortSignal): Promise<strin
  * with fetch. Resolves when the stream ends (the job ended) or `signal` aborts.
  */
 export async function followEvents<T>(path: string, onEvent: (event: string, data: T) => void, signal: AbortSignal): Promise<void> {
-  const res = await request(path, { signal });
+  const res = await request(path, { signal }, session.token(), true);
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
