@@ -187,6 +187,9 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     const codes = () => page.locator('table.errors tr[data-code]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-code')).sort());
     await expect.poll(codes).toEqual([...new Set(Object.values(BAD).map((b) => b.code))].sort());
     await page.locator('.chart canvas').waitFor();
+    // The chart's data: the job's 4 chunks of 4 images, each at its finish time.
+    const throughput = (await (await api(`/v1/jobs/${jobId}/throughput`, alice.token)).json()) as { points: { at: number; images: number }[] };
+    expect(throughput.points.map((p) => p.images)).toEqual([4, 4, 4, 4]);
     await shot(page, 'job');
   });
 
