@@ -206,7 +206,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   app.get('/openapi.json', async () => openApiDocument());
 
-  void app.register(dashboardRoutes, { queues, tokens, ...(options.store && { store: options.store }) });
+  void app.register(dashboardRoutes, { queues, tokens, store: options.store });
 
   return app;
 }

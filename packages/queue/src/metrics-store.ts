@@ -8,7 +8,7 @@ export interface WorkerStats {
   fill: number;
   /** ms since epoch of the report. */
   at: number;
-  /** What the dashboard's workers page shows (absent in reports of older workers). */
+  /** What the dashboard's workers page shows (absent in reports of older workers); the model is the worker's default. */
   model?: string;
   engine?: string;
   device?: string;
