@@ -57,6 +57,9 @@ function Viewer({ jobId, record, onClose }: { jobId: string; record: RecordView;
   </dialog>`;
 }
 
+/** The image's own aspect ratio, as large as fits its tile (a size container, so cq units apply). */
+const fitted = (r: RecordView) => `aspect-ratio: ${r.width} / ${r.height}; width: min(100cqw, calc(100cqh * ${r.width / r.height}))`;
+
 /** The job's images with their boxes: paged, filtered by class, confidence, or errors only. */
 export function GalleryPage({ id, query }: { id: string; query: URLSearchParams }) {
   const [cls, setCls] = useState(query.get('class') ?? '');
@@ -96,10 +99,12 @@ export function GalleryPage({ id, query }: { id: string; query: URLSearchParams 
               <p class="caption mono">${r.key}</p>
             </li>`
           : html`<li class="tile" data-key=${r.key} data-detections=${r.detections.length}>
-              <button type="button" class="frame" style=${`aspect-ratio: ${r.width} / ${r.height}`} onClick=${() => setOpen(r)} aria-label=${`${r.key}: ${r.detections.length} detections, open`}>
-                <${AuthImage} src=${`/v1/jobs/${id}/image?key=${encodeURIComponent(r.key)}`} alt="" />
-                <${Boxes} record=${r} labels=${false} />
-              </button>
+              <div class="thumb">
+                <button type="button" class="frame" style=${fitted(r)} onClick=${() => setOpen(r)} aria-label=${`${r.key}: ${r.detections.length} detections, open`}>
+                  <${AuthImage} src=${`/v1/jobs/${id}/image?key=${encodeURIComponent(r.key)}`} alt="" />
+                  <${Boxes} record=${r} labels=${false} />
+                </button>
+              </div>
               <p class="caption mono">${r.key} · ${r.detections.length}</p>
             </li>`,
       )}
