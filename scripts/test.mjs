@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: everything the suite needs on a fresh clone, then the suite. Plain Node so it runs before
 // any dependency is installed: installs packages when the lockfile changed, starts Redis when nothing
-// answers on REDIS_URL, typechecks, runs vitest and prints one closing "N passed, N failed" line.
+// answers on REDIS_URL, installs chromium when missing, typechecks, runs vitest and prints one closing
+// "N passed, N failed" line.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
@@ -47,8 +48,23 @@ if (!(await ping())) {
   }
 }
 
-// 3. Types, then the suite.
+// 3. Chromium for the dashboard's browser tests: Debian's package, installed when missing.
+const hasChromium = () => ['/usr/bin/chromium', '/usr/bin/chromium-browser', process.env.CHROMIUM_PATH].some((p) => p && existsSync(p));
+if (!hasChromium()) {
+  console.log('detq test: no chromium; installing Debian\'s chromium package (apt-get)');
+  const [bin, ...pre] = [...(process.getuid?.() === 0 ? [] : ['sudo', '-n']), 'apt-get'];
+  const apt = (...args) => spawnSync(bin, [...pre, ...args], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+  // A fresh machine may have no package lists yet: update only when the first try fails.
+  if (!apt('install', '-y', '--no-install-recommends', 'chromium')) apt('update') && apt('install', '-y', '--no-install-recommends', 'chromium');
+  if (!hasChromium()) {
+    console.error('detq test: could not install chromium (apt-get install chromium, or set CHROMIUM_PATH)');
+    process.exit(1);
+  }
+}
+
+// 4. Types, then the suite.
 run('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit']);
+run('npx', ['tsc', '-p', 'apps/dashboard/tsconfig.json', '--noEmit']);
 const report = join(tmpdir(), `detq-vitest-${process.pid}.json`);
 const vitest = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });
 if (existsSync(report)) {

@@ -4,6 +4,8 @@ import { CHUNK_QUEUE, isWebhookAllowed, JobClient, ScheduleClient, type DetqQueu
 import { inScope, type TokenEntry, type TokenStore } from './token-store';
 import { openApiDocument } from './openapi';
 import { renderMetrics } from './metrics';
+import { dashboardRoutes } from './dashboard-routes';
+import type { ObjectStore } from '@detq/storage';
 
 export interface ServerOptions {
   queues: DetqQueues;
@@ -16,6 +18,8 @@ export interface ServerOptions {
   /** How often an SSE stream looks for progress. */
   eventsIntervalMs?: number;
   logger?: boolean;
+  /** Object store the dashboard reads job images and outputs from. */
+  store?: ObjectStore;
 }
 
 type Field = { field: string; message: string };
@@ -201,6 +205,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   app.get('/openapi.json', async () => openApiDocument());
+
+  void app.register(dashboardRoutes, { queues, tokens, store: options.store });
 
   return app;
 }

@@ -3,3 +3,4 @@ export * from './metrics';
 export * from './openapi';
 export * from './run-api';
 export * from './token-store';
+export * from './dashboard-routes';

@@ -18,6 +18,7 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
     bodyLimit: Number(env.DETQ_API_BODY_LIMIT ?? 1024 * 1024),
     webhookHosts: webhookHostsFromEnv(env),
     logger: true,
+    store: s3,
   });
   const port = Number(env.DETQ_API_PORT ?? 8080);
   await app.listen({ port, host: env.DETQ_API_HOST ?? '0.0.0.0' });

@@ -144,7 +144,15 @@ export async function createWorker(
   };
   // BullMQ does not close connections it was given, so they are kept here and closed after the workers.
   const connections = [connectRedis(settings.queue.redisUrl), connectRedis(settings.queue.redisUrl)] as const;
-  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, (job) => chunkProcessor.process(job), {
+  let activeChunks = 0;
+  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, async (job) => {
+    activeChunks++;
+    try {
+      return await chunkProcessor.process(job);
+    } finally {
+      activeChunks--;
+    }
+  }, {
     ...common,
     connection: connections[0],
     concurrency: settings.concurrency,
@@ -163,7 +171,14 @@ export async function createWorker(
   }
   // One worker per GPU: the metrics of each (`worker` label) name its device.
   const workerId = `${hostname()}:${process.pid}${settings.device === undefined ? '' : `/gpu${settings.device}`}`;
-  const report = async () => queues.metrics.reportWorker(workerId, { ...(await pool.stats()), at: Date.now() });
+  let last = { frames: 0, at: Date.now() };
+  const report = async () => {
+    const stats = { ...(await pool.stats()), at: Date.now() };
+    const imagesPerSecond = stats.at > last.at ? Number((((stats.frames - last.frames) * 1000) / (stats.at - last.at)).toFixed(2)) : 0;
+    last = stats;
+    const identity = { model: rt.model.name, engine: rt.info.kind, device: rt.info.device };
+    await queues.metrics.reportWorker(workerId, { ...stats, ...identity, activeChunks, imagesPerSecond });
+  };
   const reporter = setInterval(() => void report().catch(() => undefined), settings.statsIntervalMs);
   reporter.unref();
   return {

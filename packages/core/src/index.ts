@@ -9,3 +9,5 @@ export * from './safe-key';
 export * from './version';
 export * from './run-summary';
 export * from './engine-header';
+export * from './class-colours';
+export * from './dashboard-queries';

@@ -1,8 +1,5 @@
 import sharp from 'sharp';
-import type { ImageRecord } from '@detq/core';
-
-// A fixed palette so a class keeps its colour across images.
-const PALETTE = ['#FF3838', '#FF9D97', '#FF701F', '#FFB21D', '#CFD231', '#48F90A', '#92CC17', '#3DDB86', '#1A9334', '#00D4BB', '#2C99A8', '#00C2FF', '#344593', '#6473FF', '#0018EC', '#8438FF', '#520085', '#CB38FF', '#FF95C8', '#FF37C7'];
+import { classColour, type ImageRecord } from '@detq/core';
 
 const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -16,7 +13,7 @@ export async function renderPreview(rgb: Uint8Array, record: ImageRecord): Promi
   const font = Math.max(12, Math.round(Math.max(width, height) / 60));
   const shapes = record.detections.map((d) => {
     const [x1, y1, x2, y2] = d.box;
-    const colour = PALETTE[d.class_id % PALETTE.length]!;
+    const colour = classColour(d.class_id);
     const label = `${escapeXml(d.class_name)} ${d.confidence.toFixed(2)}`;
     // The label sits on a filled tab above the box (inside it when the box touches the top edge).
     const tabH = font + 4;

@@ -19,6 +19,8 @@ export interface JobView {
   finishedAt?: string;
   error?: string;
   scheduleId?: string;
+  /** The spec's model URI; absent when the job uses the deployment's default model. */
+  model?: string;
   metadata?: JobSpec['metadata'];
 }
 
@@ -95,6 +97,7 @@ export class JobClient {
       ...(s.finishedAt && { finishedAt: new Date(s.finishedAt).toISOString() }),
       ...(s.error && { error: s.error }),
       ...(s.scheduleId && { scheduleId: s.scheduleId }),
+      ...(s.spec.model && { model: s.spec.model.uri }),
       ...(s.spec.metadata && { metadata: s.spec.metadata }),
     };
   }

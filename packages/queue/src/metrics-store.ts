@@ -8,6 +8,14 @@ export interface WorkerStats {
   fill: number;
   /** ms since epoch of the report. */
   at: number;
+  /** What the dashboard's workers page shows (absent in reports of older workers); the model is the worker's default. */
+  model?: string;
+  engine?: string;
+  device?: string;
+  /** Chunk jobs being labelled at the time of the report. */
+  activeChunks?: number;
+  /** Frames per second since the worker's previous report. */
+  imagesPerSecond?: number;
 }
 
 /**

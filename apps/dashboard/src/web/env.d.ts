@@ -1,0 +1,2 @@
+// esbuild bundles the app's CSS imports.
+declare module '*.css';
