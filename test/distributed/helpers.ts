@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { badImages, COCO_IMAGES } from '../helpers/fixtures';
-import type { JobClient, JobView, QueueConfig } from '@detq/queue';
+import { connectProducerRedis, DetqQueues, type JobClient, type JobView, type QueueConfig } from '@detq/queue';
 import type { ObjectStore } from '@detq/storage';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -63,4 +63,11 @@ export function waitForEnd(client: JobClient, id: string, timeoutMs?: number): P
 export interface Manifest {
   total: number;
   images: { key: string; uri: string; result?: string; line?: number; error?: { code: string; message: string } }[];
+}
+
+/** Queues on a producer connection (no offline queue), as the API uses, once the connection is ready. */
+export async function producerQueues(config: QueueConfig): Promise<DetqQueues> {
+  const redis = connectProducerRedis(config.redisUrl);
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+  return new DetqQueues(config, redis);
 }

@@ -1,5 +1,4 @@
 export * from './create-server';
 export * from './metrics';
-export * from './openapi';
 export * from './run-api';
 export * from './token-store';

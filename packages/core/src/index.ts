@@ -5,3 +5,8 @@ export * from './schemas';
 export * from './job-spec';
 export * from './label-options';
 export * from './hash';
+export * from './uri';
+export * from './glob';
+export * from './env';
+export * from './access';
+export * from './api-schemas';

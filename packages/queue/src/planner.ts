@@ -1,11 +1,11 @@
 import type { Job, Queue } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
-import picomatch from 'picomatch';
-import { s3UriSchema, type JobSpec } from '@detq/core';
+import { compileGlobs, inScope, s3UriSchema, type JobSpec } from '@detq/core';
 import { isImageName } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import { chunkJobId, chunkResultKey, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
 import type { IncrementalIndex } from './incremental-index';
+import type { FairShare } from './fair-share';
 import type { JobStore } from './job-store';
 import type { ModelRef } from './engine-pool';
 
@@ -25,6 +25,22 @@ export interface PlannerDeps {
   index: IncrementalIndex;
   /** Chunk job attempts (transient failures are retried with exponential backoff). */
   attempts: number;
+  fair: FairShare;
+}
+
+/** What the job's principal may touch, as the set processor resolved it when planning began. */
+export interface PlanAccess {
+  principal: string;
+  /** Undefined for CLI jobs: no scope applies. */
+  scopes?: readonly string[];
+  maxImages?: number;
+  maxObjectBytes?: number;
+}
+
+/** An image outside the token's scopes (a manifest line) is planned as its FORBIDDEN error record. */
+function forbidden(image: ChunkImage, access: PlanAccess): ChunkImage {
+  if (!access.scopes || inScope(image.uri, access.scopes)) return image;
+  return { ...image, refused: { code: 'FORBIDDEN', message: `${image.uri} is outside the scopes of token ${access.principal}` } };
 }
 
 /**
@@ -36,7 +52,7 @@ export interface PlannerDeps {
 export class Planner {
   constructor(private readonly deps: PlannerDeps) {}
 
-  async plan(job: Job<SetJobData>, output: string, model: ModelRef, indexFingerprint?: string): Promise<PlanResult> {
+  async plan(job: Job<SetJobData>, output: string, model: ModelRef, access: PlanAccess, indexFingerprint?: string): Promise<PlanResult> {
     const { spec } = job.data;
     const id = job.id!;
     const result: PlanResult = { listed: 0, total: 0, chunks: 0, cancelled: false };
@@ -55,6 +71,8 @@ export class Planner {
         params: spec.params,
         model,
         ...(indexFingerprint && { indexFingerprint }),
+        ...(access.principal && { principal: access.principal }),
+        ...(access.maxObjectBytes && { maxObjectBytes: access.maxObjectBytes }),
       };
       await this.deps.chunks.add('chunk', data, {
         jobId: chunkJobId(id, index),
@@ -63,7 +81,7 @@ export class Planner {
         ignoreDependencyOnFailure: true,
         attempts: this.deps.attempts,
         backoff: { type: 'exponential', delay: 1000 },
-        ...(spec.priority && { priority: spec.priority }),
+        priority: await this.deps.fair.chunkPriority(access.principal, spec.priority),
         removeOnComplete: { age: 7 * 86400 },
         removeOnFail: { age: 7 * 86400 },
       });
@@ -73,7 +91,9 @@ export class Planner {
     };
     for await (const image of this.images(spec)) {
       result.listed++;
-      batch.push(image);
+      if (access.maxImages !== undefined && result.listed > access.maxImages)
+        throw new UnrecoverableError(`the input has more than ${access.maxImages} images, the cap of this token`);
+      batch.push(forbidden(image, access));
       if (batch.length >= spec.chunkSize) {
         await flush();
         if (result.cancelled) return result;
@@ -90,11 +110,12 @@ export class Planner {
       const prefix = input.uri.endsWith('/') ? input.uri : `${input.uri}/`;
       // Without include patterns, the same extension filter as `detq label`; refused formats stay listed
       // so they get an error record instead of vanishing.
-      const include = input.include?.length ? picomatch(input.include, { dot: true }) : (key: string) => isImageName(key);
-      const exclude = input.exclude?.length ? picomatch(input.exclude, { dot: true }) : () => false;
+      // Linear-time globs (see glob.ts): a pathological pattern cannot stall the event loop.
+      const include = input.include?.length ? compileGlobs(input.include) : (key: string) => isImageName(key);
+      const exclude = input.exclude?.length ? compileGlobs(input.exclude) : () => false;
       for await (const e of this.deps.store.list(prefix)) {
         const key = e.uri.slice(prefix.length);
-        if (include(key) && !exclude(key)) yield { key, uri: e.uri, ...(e.etag && { etag: e.etag }) };
+        if (include(key) && !exclude(key)) yield { key, uri: e.uri, size: e.size, ...(e.etag && { etag: e.etag }) };
       }
     } else if (input.images !== undefined) {
       for (const uri of input.images) yield { key: uri, uri };
