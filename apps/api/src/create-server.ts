@@ -148,7 +148,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
   });
 
   // Before anything that may touch Redis: while it is unreachable, answer at once instead of hanging.
+  // The API reference (/docs, served by @fastify/swagger-ui) is public and needs no Redis.
+  const isDocs = (req: FastifyRequest) => req.url === '/docs' || req.url.startsWith('/docs/');
   app.addHook('onRequest', async (req, reply) => {
+    if (isDocs(req)) return;
     if (!req.routeOptions.config.withoutRedis && redisDown()) return unavailable(reply);
     if (req.routeOptions.config.public) return;
     const token = tokens.verify(req.headers.authorization);
@@ -177,7 +180,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     timeWindow: 1000,
     // Per token (by its hash, never the token itself); requests without one count per address.
     keyGenerator: (req) => req.token?.sha256 ?? req.ip,
-    allowList: (req) => !!req.routeOptions.config.public,
+    allowList: (req) => !!req.routeOptions.config.public || isDocs(req),
     errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, message: `rate limit: at most ${ctx.max} requests per second per token (DETQ_RATE_LIMIT)` }),
   });
 
