@@ -58,7 +58,12 @@ export class SetProcessor {
     try {
       if ((job.data.step ?? 'plan') === 'plan') {
         if (job.data.scheduleId)
-          await jobs.create(id, { spec, output: outputFor(spec, job.timestamp), scheduleId: job.data.scheduleId });
+          await jobs.create(id, {
+            spec,
+            output: outputFor(spec, job.timestamp),
+            scheduleId: job.data.scheduleId,
+            ...(job.data.principal && { principal: job.data.principal }),
+          });
         if (!(await jobs.setStatus(id, 'planning', { startedAt: Date.now() }))) return { status: 'cancelled' };
         const state = await jobs.get(id);
         const fingerprint = spec.incremental ? await this.withRuntime(model, (rt) => fingerprintOf(spec, rt)) : undefined;
