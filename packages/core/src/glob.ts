@@ -5,7 +5,8 @@
  * states per character: O(key length x pattern length) whatever the pattern.
  *
  * Syntax (picomatch's with `dot: true`, minus extglobs): `*` any run without `/`, `?` one character
- * but `/`, `**` as a whole segment any number of segments, `[abc]` `[a-z]` `[!x]` classes, `{a,b}`
+ * but `/`, `**` as a whole segment any number of segments, `[abc]` `[a-z]` `[^x]` classes (`[!x]` negates too,
+ * as in POSIX), `{a,b}`
  * alternatives (not nested), `\` escapes the next character.
  */
 
@@ -85,6 +86,8 @@ function compileOne(pattern: string): Step[] {
       }
     } else if (c === '*') {
       while (pattern[i + 1] === '*') i++;
+      // A `*` that is a whole segment names a segment: at least one character (as picomatch).
+      if (atSegmentStart && (i + 1 === pattern.length || pattern[i + 1] === '/')) steps.push({ test: notSlash, loop: false });
       steps.push({ test: notSlash, loop: true });
     } else if (c === '?') steps.push({ test: notSlash, loop: false });
     else if (c === '[') {
@@ -136,7 +139,8 @@ function simulate(steps: Step[], key: string): boolean {
 /** Compiles patterns into one matcher (true when any pattern matches); throws GlobError when a pattern is refused. */
 export function compileGlobs(patterns: readonly string[]): GlobMatcher {
   const compiled = patterns.flatMap(expandBraces).map(compileOne);
-  return (key) => compiled.some((steps) => simulate(steps, key));
+  // A folder marker `dir/` matches as `dir` does (as picomatch).
+  return (key) => compiled.some((steps) => simulate(steps, key.endsWith('/') ? key.slice(0, -1) : key));
 }
 
 /** Why a pattern is refused, or undefined when it compiles. */
