@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, createToken, loadTokens, revokeToken, TokenStore, type AuditEntry } from '@detq/api';
-import type { DetqQueues } from '@detq/queue';
+import { createMetricsServer, createServer, createToken, loadTokens, revokeToken, TokenStore, type AuditEntry } from '@detq/api';
+import { jobSpecSchema } from '@detq/core';
+import { JobClient, type DetqQueues } from '@detq/queue';
 import { dropPrefix, producerQueues, testQueueConfig } from './helpers';
 import { openApiChecker } from './openapi-check';
 
@@ -13,6 +14,7 @@ describe('API as a multi-tenant service', () => {
   const alice = createToken('alice', ['s3://in/*', 's3://out/alice/*', 's3://models/alice/*']);
   const bob = createToken('bob', ['s3://in/*', 's3://out/bob/*']);
   const admin = createToken('root', ['s3://none/*'], ['admin']);
+  const ops = createToken('ops', ['s3://none/*'], ['metrics']);
   const dir = mkdtempSync(join(tmpdir(), 'detq-tokens-'));
   const tokensFile = join(dir, 'tokens.json');
   const audit: AuditEntry[] = [];
@@ -27,7 +29,7 @@ describe('API as a multi-tenant service', () => {
 
   beforeAll(async () => {
     queues = await producerQueues(config);
-    writeFileSync(tokensFile, JSON.stringify([alice.entry, bob.entry, admin.entry]));
+    writeFileSync(tokensFile, JSON.stringify([alice.entry, bob.entry, admin.entry, ops.entry]));
     await loadTokens(tokensFile, tokens, queues, { maxImgsz: 1280, maxImages: 1000, maxObjectBytes: 1 << 20 }, () => {});
     app = createServer({
       queues,
@@ -189,6 +191,33 @@ describe('API as a multi-tenant service', () => {
     const view = JSON.stringify(doc.components.schemas.JobView);
     for (const field of ['createdAt', 'startedAt', 'finishedAt', 'error', 'scheduleId', 'metadata']) expect(view).toContain(field);
     expect(api.checked()).toBeGreaterThan(40);
+  });
+
+  it('metrics: a metrics-role token or the separate port; the same Redis commands per scrape whatever the number of jobs', async () => {
+    expect((await call('GET', '/metrics', alice.token)).statusCode).toBe(403);
+    // Every command the scrape sends, counted on the connection (BullMQ's queue counts included).
+    let commands = 0;
+    const send = queues.redis.sendCommand.bind(queues.redis);
+    queues.redis.sendCommand = ((...args: Parameters<typeof send>) => (commands++, send(...args))) as typeof send;
+    const scrape = async () => {
+      commands = 0;
+      const res = await call('GET', '/metrics', ops.token);
+      expect(res.statusCode).toBe(200);
+      return { commands, queued: Number(/^detq_jobs\{status="queued"\} (\d+)$/m.exec(res.body)?.[1]) };
+    };
+    const before = await scrape();
+    const client = new JobClient(queues);
+    for (let i = 0; i < 30; i++) await client.enqueue(jobSpecSchema.parse(spec()), { principal: 'alice' });
+    const after = await scrape();
+    queues.redis.sendCommand = send;
+    expect(after.queued - before.queued).toBe(30);
+    expect(before.commands).toBeGreaterThan(0);
+    expect(after.commands).toBe(before.commands);
+    const separate = createMetricsServer(queues);
+    const res = await separate.inject('/metrics');
+    await separate.close();
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toMatch(/^# TYPE detq_images_total counter$/m);
   });
 
   it('serves the API reference at /docs', async () => {
