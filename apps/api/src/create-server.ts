@@ -159,6 +159,12 @@ export function createServer(options: ServerOptions): FastifyInstance {
     req.token = token;
   });
 
+  // Workers check each job against its token as it is when the job is planned: they learn the tokens
+  // here (and from runApi on every reload and Redis reconnect).
+  app.addHook('onReady', async () => {
+    await queues.principals.replaceAll(tokens.principals(caps)).catch((err: Error) => app.log.warn(`tokens not published: ${err.message}`));
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method)) return;
     const params = req.params as { id?: string } | undefined;
