@@ -5,9 +5,8 @@
  * states per character: O(key length x pattern length) whatever the pattern.
  *
  * Syntax (picomatch's with `dot: true`, minus extglobs): `*` any run without `/`, `?` one character
- * but `/`, `**` as a whole segment any number of segments, `[abc]` `[a-z]` `[^x]` classes (`[!x]` negates too,
- * as in POSIX), `{a,b}`
- * alternatives (not nested), `\` escapes the next character.
+ * but `/`, `**` as a whole segment any number of segments, `[abc]` `[a-z]` `[^x]` classes (`[!x]`
+ * negates too, as in POSIX), `{a,b}` alternatives (not nested), `\` escapes the next character.
  */
 
 type Step = { test: (c: string) => boolean; loop: boolean; skipTo?: number };

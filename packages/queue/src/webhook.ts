@@ -50,10 +50,13 @@ export async function webhookAddressProblem(url: string, policy: WebhookPolicy):
  */
 function checkedLookup(allowPrivate: boolean): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: false }, (err, address, family) => {
-      if (!err && !allowPrivate && isPrivateAddress(address as string))
-        return callback(new Error(`${hostname} resolves to ${address}, a private or link-local address`), '', 0);
-      callback(err, address as string, family);
+    // Node asks for every address (`all`) when it races IPv4 and IPv6 (autoSelectFamily), else one.
+    dnsLookup(hostname, { ...options, all: true }, (err, list) => {
+      if (err) return callback(err, '', 0);
+      const bad = allowPrivate ? undefined : list.find((a) => isPrivateAddress(a.address));
+      if (bad) return callback(new Error(`${hostname} resolves to ${bad.address}, a private or link-local address`), '', 0);
+      if (options.all) return (callback as unknown as (e: null, a: typeof list) => void)(null, list);
+      callback(null, list[0]!.address, list[0]!.family);
     });
   };
 }
