@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobSpecSchema, type JobSpecInput } from '@detq/core';
+import { createServer, createToken, smallObjectReader, TokenStore } from '@detq/api';
 import { DetqQueues, JobClient, ScheduleClient, type PrincipalRecord } from '@detq/queue';
 import { RoutingStore, S3Store, s3ConfigFromEnv, type ObjectStore } from '@detq/storage';
 import { createWorker, workerSettingsFromEnv, type DetqWorker } from '@detq/worker';
@@ -12,12 +13,17 @@ import { startS3Server, type TestS3Server } from '../helpers/s3-server';
 import { COCO_IMAGES, cocoImageNames } from '../helpers/fixtures';
 import { dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
 
-/** The store the worker reads through, counting reads per URI (to prove what was never downloaded). */
+/**
+ * The store the worker reads through, counting reads per URI (to prove what was never downloaded) and
+ * making reads under `/absent` slow (300 ms, then a 404), so the ordering tests measure chunk order
+ * rather than how fast this loaded machine answers.
+ */
 class CountingStore implements ObjectStore {
   readonly reads = new Map<string, number>();
   constructor(private readonly inner: RoutingStore) {}
-  get(uri: string) {
+  async get(uri: string) {
     this.reads.set(uri, (this.reads.get(uri) ?? 0) + 1);
+    if (uri.includes('/absent')) await new Promise((r) => setTimeout(r, 300));
     return this.inner.get(uri);
   }
   put(uri: string, body: Buffer | string, contentType?: string) {
@@ -100,6 +106,25 @@ describe('worker (in process): tenancy on real workers', () => {
     expect(reads.reads.get(`s3://in/bob/private/${a1}`)).toBeUndefined();
   });
 
+  it('a small manifest with a line outside the scopes is refused at enqueue, naming the field and line; a big one is left to planning', async () => {
+    const token = createToken('alice', ['s3://in/alice/*', 's3://in/shared/*', 's3://out/alice/*']);
+    await store.put('s3://in/alice/small.jsonl', ['s3://in/alice/m/a.jpg', 's3://in/bob/private/b.jpg'].map((l) => JSON.stringify(l)).join('\n'));
+    const post = async (maxBytes: number) => {
+      const app = createServer({ queues, tokens: new TokenStore([token.entry]), s3Ready: async () => {}, readManifest: smallObjectReader(store.client, maxBytes) });
+      const res = await app.inject({ method: 'POST', url: '/v1/jobs', headers: { authorization: `Bearer ${token.token}` }, payload: { input: { manifest: 's3://in/alice/small.jsonl' }, output: { uri: 's3://out/alice/small/' } } });
+      await app.close();
+      return res;
+    };
+    const refused = await post(1 << 20);
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json().fields).toEqual([{ field: 'input.manifest', message: 'line 2: s3://in/bob/private/b.jpg is not in scope' }]);
+    const big = await post(10);
+    expect(big.statusCode).toBe(202);
+    await client.cancel(big.json().id);
+    // The servers published their one token; the test's tenants again.
+    await publish();
+  });
+
   it('an object above the token\'s byte cap is FILE_TOO_LARGE from its listed size, never downloaded', async () => {
     tenants.set('small', principal(['s3://in/small/*', 's3://out/small/*'], { caps: { ...caps, maxObjectBytes: 20_000 } }));
     await publish();
@@ -171,7 +196,7 @@ describe('worker (in process): tenancy on real workers', () => {
 
   it('fair across tenants: a 100-image job behind another tenant\'s 5,000-image job ends before the big one is 20 % done', async () => {
     const images = (tenant: string, n: number) => Array.from({ length: n }, (_, i) => `s3://in/${tenant}/absent/${i}.jpg`);
-    // Absent objects: each image is a quick READ_FAILED record; the order of chunks is what is measured.
+    // Absent objects: each image is a READ_FAILED record after a slow read; the order of chunks is what is measured.
     const big = await enqueue({ input: { images: images('alice', 5000) }, output: { uri: 's3://out/alice/big/' }, chunkSize: 50 }, 'alice');
     await waitFor('the big job to be planned', async () => ((await client.view(big.id))?.status === 'running' ? true : undefined));
     const small = await enqueue({ input: { images: images('bob', 100) }, output: { uri: 's3://out/bob/small/' }, chunkSize: 50 }, 'bob');

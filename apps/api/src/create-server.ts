@@ -18,6 +18,7 @@ import {
   enqueueResponseSchema,
   errorBodySchema,
   idParamsSchema,
+  inScope,
   jobListQuerySchema,
   jobListSchema,
   jobSpecSchema,
@@ -33,7 +34,7 @@ import {
   type JobSpec,
   type ResolvedCaps,
 } from '@detq/core';
-import { DEFAULT_MIN_SCHEDULE_INTERVAL_S, JobClient, ScheduleClient, webhookAddressProblem, type Caller, type DetqQueues, type WebhookPolicy } from '@detq/queue';
+import { DEFAULT_MIN_SCHEDULE_INTERVAL_S, JobClient, manifestUris, ScheduleClient, webhookAddressProblem, type Caller, type DetqQueues, type WebhookPolicy } from '@detq/queue';
 import type { TokenEntry, TokenStore } from './token-store';
 import { createMetricsRegistry } from './metrics';
 
@@ -75,6 +76,11 @@ export interface ServerOptions {
   /** Serve /metrics here (behind a token with the `metrics` or `admin` role); false when a separate port serves it. */
   metricsRoute?: boolean;
   audit?: (entry: AuditEntry) => void;
+  /**
+   * Reads a manifest for the enqueue-time scope check of its lines; undefined when it is too big to
+   * check at enqueue (its lines are then checked at planning: FORBIDDEN records) or unreadable.
+   */
+  readManifest?: (uri: string) => Promise<string | undefined>;
   logger?: boolean;
 }
 
@@ -220,9 +226,27 @@ export function createServer(options: ServerOptions): FastifyInstance {
       if (!token.webhookSecret)
         return void problem(reply, 400, 'invalid webhook', [at({ field: 'webhook.url', message: `token ${token.name} has no webhookSecret to sign with` })]), false;
     }
-    const outside = outOfScope(spec, token.scopes);
+    const outside = [...outOfScope(spec, token.scopes)];
+    // Only a manifest the token may read is read.
+    if (!outside.length && spec.input.manifest) outside.push(...(await manifestOutOfScope(spec.input.manifest, token.scopes)));
     if (outside.length) return void problem(reply, 403, `outside the scopes of token ${token.name}`, outside.map(at)), false;
     return true;
+  };
+
+  /** Lines of a small manifest outside the scopes (at most 20 named); a bad line is left to planning. */
+  const manifestOutOfScope = async (uri: string, scopes: readonly string[]): Promise<FieldProblem[]> => {
+    const text = options.readManifest && (await options.readManifest(uri).catch(() => undefined));
+    if (!text) return [];
+    const out: FieldProblem[] = [];
+    try {
+      for (const { line, uri: image } of manifestUris(text, uri)) {
+        if (!inScope(image, scopes)) out.push({ field: 'input.manifest', message: `line ${line}: ${image} is not in scope` });
+        if (out.length === 20) break;
+      }
+    } catch {
+      // The planner reports a malformed manifest with its line.
+    }
+    return out;
   };
 
   /** Answers 429 naming the limit when the token is at its quota; returns false then. */

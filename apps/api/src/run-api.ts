@@ -1,8 +1,8 @@
 import { watchFile, unwatchFile } from 'node:fs';
-import { ListBucketsCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { apiEnvSchema, parseEnv } from '@detq/core';
 import { connectProducerRedis, DetqQueues } from '@detq/queue';
-import { S3Store } from '@detq/storage';
+import { parseS3Uri, S3Store } from '@detq/storage';
 import { createMetricsServer, createServer } from './create-server';
 import { readTokensFile, TokenStore } from './token-store';
 
@@ -18,6 +18,20 @@ export async function loadTokens(path: string, tokens: TokenStore, queues: DetqQ
     return;
   }
   await queues.principals.replaceAll(tokens.principals(caps)).catch((err: Error) => log(`principals not published: ${err.message}`));
+}
+
+/** Manifests up to this size have their lines checked at enqueue (403); bigger ones at planning (FORBIDDEN). */
+export const ENQUEUE_MANIFEST_CHECK_BYTES = 1024 * 1024;
+
+/** Reads an object when its size (from HEAD, before any download) is at most `maxBytes`. */
+export function smallObjectReader(client: S3Client, maxBytes = ENQUEUE_MANIFEST_CHECK_BYTES) {
+  return async (uri: string): Promise<string | undefined> => {
+    const { bucket, key } = parseS3Uri(uri);
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    if ((head.ContentLength ?? Infinity) > maxBytes) return undefined;
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return res.Body?.transformToString('utf8');
+  };
 }
 
 /** `detq api`: config from the env (EnvError, exit 2, on a bad value), serves until SIGTERM/SIGINT. */
@@ -42,6 +56,7 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
     quotas: { ratePerSecond: e.DETQ_RATE_LIMIT, maxActiveJobs: e.DETQ_MAX_ACTIVE_JOBS, maxQueuedImages: e.DETQ_MAX_QUEUED_IMAGES },
     caps,
     minScheduleIntervalS: e.DETQ_MIN_SCHEDULE_INTERVAL_S,
+    readManifest: smallObjectReader(s3.client),
     metricsRoute: e.DETQ_METRICS_PORT === undefined,
     logger: true,
   });

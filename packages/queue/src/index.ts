@@ -16,3 +16,4 @@ export * from './metrics-store';
 export * from './progress-reporter';
 export * from './fair-share';
 export * from './principal-store';
+export * from './manifest';

@@ -1,11 +1,12 @@
 import type { Job, Queue } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
-import { compileGlobs, inScope, s3UriSchema, type JobSpec } from '@detq/core';
+import { compileGlobs, inScope, type JobSpec } from '@detq/core';
 import { isImageName } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import { chunkJobId, chunkResultKey, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
 import type { IncrementalIndex } from './incremental-index';
 import type { FairShare } from './fair-share';
+import { ManifestLineError, manifestUris } from './manifest';
 import type { JobStore } from './job-store';
 import type { ModelRef } from './engine-pool';
 
@@ -124,26 +125,13 @@ export class Planner {
     }
   }
 
-  /** A .jsonl manifest has one `"s3://…"` or `{"uri": "s3://…"}` a line; a .csv has the URI first. */
   private async *manifest(uri: string): AsyncGenerator<ChunkImage> {
     const text = (await this.deps.store.get(uri)).toString('utf8');
-    const jsonl = /\.jsonl$/i.test(uri);
-    let n = 0;
-    for (const raw of text.split(/\r?\n/)) {
-      n++;
-      const line = raw.trim();
-      if (!line) continue;
-      let value: unknown;
-      try {
-        value = jsonl ? JSON.parse(line) : line.split(',')[0]!.trim().replace(/^"|"$/g, '');
-      } catch {
-        throw new UnrecoverableError(`manifest ${uri} line ${n}: not JSON`);
-      }
-      const image = typeof value === 'object' && value !== null ? (value as { uri?: unknown }).uri : value;
-      if (!jsonl && n === 1 && image === 'uri') continue;
-      const parsed = s3UriSchema.safeParse(image);
-      if (!parsed.success) throw new UnrecoverableError(`manifest ${uri} line ${n}: ${parsed.error.issues[0]?.message}`);
-      yield { key: parsed.data, uri: parsed.data };
+    try {
+      for (const { uri: image } of manifestUris(text, uri)) yield { key: image, uri: image };
+    } catch (err) {
+      if (err instanceof ManifestLineError) throw new UnrecoverableError(`manifest ${uri} line ${err.line}: ${err.message}`);
+      throw err;
     }
   }
 }
