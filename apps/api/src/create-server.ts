@@ -168,6 +168,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   // Workers check each job against its token as it is when the job is planned: they learn the tokens
   // here (and from runApi on every reload and Redis reconnect).
   app.addHook('onReady', async () => {
+    // Not connected yet (a starting `detq api`): runApi publishes on the connection's 'ready'.
+    if (redisDown()) return;
     await queues.principals.replaceAll(tokens.principals(caps)).catch((err: Error) => app.log.warn(`tokens not published: ${err.message}`));
   });
 
