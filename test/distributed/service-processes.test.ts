@@ -89,6 +89,21 @@ describe('processes: env validation, Redis outages and token reloads of `detq ap
 
     it('503 {"error":"queue unavailable"} with Retry-After within 1 s on every route while Redis is down; /readyz says why; recovers by itself', async () => {
       await stopRedis(redis);
+      try {
+        await outage();
+      } finally {
+        redis = startRedis(redisPort, dir);
+      }
+      await waitFor('the API to recover', async () => ((await get('/v1/jobs').catch(() => undefined))?.status === 200 ? true : undefined), 30_000);
+      const enqueued = await fetch(`${base}/v1/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ input: { uri: 's3://in/a/' }, output: { uri: 's3://out/alice/a/' } }),
+      });
+      expect(enqueued.status).toBe(202);
+    }, 60_000);
+
+    async function outage() {
       // Each request aborts after 1 s: an answer at all proves it came within 1 s.
       for (const [method, path] of [['GET', '/v1/jobs'], ['GET', '/v1/jobs/abc'], ['POST', '/v1/jobs'], ['POST', '/v1/jobs/abc/cancel'], ['GET', '/v1/schedules'], ['DELETE', '/v1/schedules/x']] as const) {
         const res = await fetch(`${base}${path}`, {
@@ -104,16 +119,7 @@ describe('processes: env validation, Redis outages and token reloads of `detq ap
       expect(ready.status).toBe(503);
       expect(((await ready.json()) as { redis: string }).redis).toMatch(/unreachable/);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
-
-      redis = startRedis(redisPort, dir);
-      await waitFor('the API to recover', async () => ((await get('/v1/jobs').catch(() => undefined))?.status === 200 ? true : undefined), 30_000);
-      const enqueued = await fetch(`${base}/v1/jobs`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${alice.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ input: { uri: 's3://in/a/' }, output: { uri: 's3://out/alice/a/' } }),
-      });
-      expect(enqueued.status).toBe(202);
-    }, 60_000);
+    }
 
     it('`detq token revoke` takes effect in the running API without a restart', async () => {
       expect((await get('/v1/jobs', bob.token)).status).toBe(200);

@@ -102,6 +102,15 @@ declare module 'fastify' {
 
 const QUEUE_UNAVAILABLE = 'queue unavailable';
 
+/** ioredis' and the socket's ways of saying that Redis went away (before `status` has caught up). */
+function isConnectionError(err: { code?: string; name?: string; message: string }): boolean {
+  return (
+    err.name === 'MaxRetriesPerRequestError' ||
+    ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'].includes(err.code ?? '') ||
+    /Connection is closed|Stream isn't writeable|connect ECONNREFUSED|read ECONNRESET/.test(err.message)
+  );
+}
+
 type ZodApp = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, FastifyBaseLogger, ZodTypeProvider>;
 
 function problem(reply: FastifyReply, status: number, error: string, fields?: FieldProblem[]) {
@@ -148,7 +157,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return problem(reply, 413, `body larger than ${bodyLimit} bytes`);
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return problem(reply, err.statusCode, err.message);
     // A command that failed because Redis went away between the check and the command.
-    if (redisDown()) return unavailable(reply);
+    if (redisDown() || isConnectionError(err)) return unavailable(reply);
     req.log.error(err);
     return problem(reply, 500, 'internal error');
   });
@@ -405,7 +414,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     async (_req, reply) => {
       const redis = redisDown()
         ? `redis is ${queues.redis.status} (unreachable)`
-        : await queues.redis.ping().then(() => 'ok', (e: Error) => e.message);
+        : await queues.redis.ping().then(() => 'ok', (e: Error) => `redis is unreachable: ${e.message}`);
       const s3 = await options.s3Ready().then(() => 'ok', (e: Error) => e.message);
       return reply.code(redis === 'ok' && s3 === 'ok' ? 200 : 503).send({ redis, s3 });
     },

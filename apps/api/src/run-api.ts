@@ -71,6 +71,8 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
   process.off('SIGHUP', reload);
   await app.close();
   await metrics?.close();
-  await queues.close();
+  // A Redis that is down would hold a graceful quit forever: give it a few seconds, then drop it.
+  await Promise.race([queues.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
+  queues.redis.disconnect();
   s3.destroy();
 }
