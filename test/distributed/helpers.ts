@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { REPO_ROOT } from '@detq/core';
 import { badImages, COCO_IMAGES } from '../helpers/fixtures';
-import type { JobClient, JobView, QueueConfig } from '@detq/queue';
+import { connectProducerRedis, DetqQueues, type JobClient, type JobView, type QueueConfig } from '@detq/queue';
 import type { ObjectStore } from '@detq/storage';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -95,4 +95,11 @@ export async function freePort(): Promise<number> {
   const { port } = srv.address() as { port: number };
   await new Promise((r) => srv.close(r));
   return port;
+}
+
+/** Queues on a producer connection (no offline queue), as the API uses, once the connection is ready. */
+export async function producerQueues(config: QueueConfig): Promise<DetqQueues> {
+  const redis = connectProducerRedis(config.redisUrl);
+  if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+  return new DetqQueues(config, redis);
 }

@@ -122,8 +122,9 @@ describe('worker (in process): sets, cancel, SSE, schedules', () => {
 
     const fresh = old.slice(0, 20).map((name) => `new/${name}`);
     for (const [i, key] of fresh.entries()) await store.put(`s3://in/nightly/${key}`, await store.get(`s3://in/nightly/${old[i]}`));
-    const schedules = new ScheduleClient(queues);
-    // Every second, so the test need not wait for 2 a.m.; once the scheduler has made a run it is removed.
+    // Every second (a 1 s minimum interval instead of the default 60 s), so the test need not wait for
+    // 2 a.m.; once the scheduler has made a run it is removed.
+    const schedules = new ScheduleClient(queues, 1);
     await schedules.add({ id: 'nightly', cron: '*/1 * * * * *', spec });
     let runId: string;
     try {

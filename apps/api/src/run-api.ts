@@ -1,32 +1,79 @@
-import { ListBucketsCommand } from '@aws-sdk/client-s3';
-import { DetqQueues, queueConfigFromEnv, webhookHostsFromEnv } from '@detq/queue';
-import { S3Store } from '@detq/storage';
-import { createServer } from './create-server';
-import { TokenStore } from './token-store';
+import { watchFile, unwatchFile } from 'node:fs';
+import { GetObjectCommand, HeadObjectCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { apiEnvSchema, parseEnv } from '@detq/core';
+import { connectProducerRedis, DetqQueues } from '@detq/queue';
+import { parseS3Uri, S3Store } from '@detq/storage';
+import { createMetricsServer, createServer } from './create-server';
+import { readTokensFile, TokenStore } from './token-store';
 
-/** `detq api`: config from env, serves until SIGTERM/SIGINT, then closes cleanly. */
+/**
+ * Loads the tokens file into the store and publishes each principal's scopes and caps to Redis for
+ * the workers. A file that does not parse leaves the previous tokens in force.
+ */
+export async function loadTokens(path: string, tokens: TokenStore, queues: DetqQueues, caps: Parameters<TokenStore['principals']>[0], log: (line: string) => void): Promise<void> {
+  try {
+    tokens.replace(readTokensFile(path));
+  } catch (err) {
+    log(`tokens file not reloaded: ${(err as Error).message}`);
+    return;
+  }
+  await queues.principals.replaceAll(tokens.principals(caps)).catch((err: Error) => log(`principals not published: ${err.message}`));
+}
+
+/** Manifests up to this size have their lines checked at enqueue (403); bigger ones at planning (FORBIDDEN). */
+export const ENQUEUE_MANIFEST_CHECK_BYTES = 1024 * 1024;
+
+/** Reads an object when its size (from HEAD, before any download) is at most `maxBytes`. */
+export function smallObjectReader(client: S3Client, maxBytes = ENQUEUE_MANIFEST_CHECK_BYTES) {
+  return async (uri: string): Promise<string | undefined> => {
+    const { bucket, key } = parseS3Uri(uri);
+    const head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    if ((head.ContentLength ?? Infinity) > maxBytes) return undefined;
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return res.Body?.transformToString('utf8');
+  };
+}
+
+/** `detq api`: config from the env (EnvError, exit 2, on a bad value), serves until SIGTERM/SIGINT. */
 export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const tokensFile = env.DETQ_API_TOKENS_FILE;
-  if (!tokensFile) throw new Error('DETQ_API_TOKENS_FILE is not set (create entries with `detq token create`)');
-  const tokens = TokenStore.fromFile(tokensFile);
-  const queues = new DetqQueues(queueConfigFromEnv(env));
+  const e = parseEnv(apiEnvSchema, env);
+  const log = (line: string) => console.error(`detq api: ${line}`);
+  const tokens = new TokenStore(readTokensFile(e.DETQ_API_TOKENS_FILE));
+  const queues = new DetqQueues({ redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX }, connectProducerRedis(e.REDIS_URL));
+  const caps = { maxImgsz: e.DETQ_MAX_IMGSZ, maxImages: e.DETQ_MAX_IMAGES, maxObjectBytes: e.DETQ_MAX_OBJECT_BYTES };
+  const reload = () => void loadTokens(e.DETQ_API_TOKENS_FILE, tokens, queues, caps, log);
+  // Published again on every (re)connect: a Redis that lost its data still learns the tokens.
+  queues.redis.on('ready', reload);
+  watchFile(e.DETQ_API_TOKENS_FILE, { interval: 1000 }, reload);
+  process.on('SIGHUP', reload);
   const s3 = new S3Store();
-  const app = createServer({
+  const app = await createServer({
     queues,
     tokens,
     s3Ready: async () => void (await s3.client.send(new ListBucketsCommand({}))),
-    bodyLimit: Number(env.DETQ_API_BODY_LIMIT ?? 1024 * 1024),
-    webhookHosts: webhookHostsFromEnv(env),
+    bodyLimit: e.DETQ_API_BODY_LIMIT,
+    webhooks: { hosts: e.DETQ_WEBHOOK_HOSTS, allowPrivate: e.DETQ_WEBHOOK_ALLOW_PRIVATE },
+    quotas: { ratePerSecond: e.DETQ_RATE_LIMIT, maxActiveJobs: e.DETQ_MAX_ACTIVE_JOBS, maxQueuedImages: e.DETQ_MAX_QUEUED_IMAGES },
+    caps,
+    minScheduleIntervalS: e.DETQ_MIN_SCHEDULE_INTERVAL_S,
+    readManifest: smallObjectReader(s3.client),
+    metricsRoute: e.DETQ_METRICS_PORT === undefined,
     logger: true,
     store: s3,
   });
-  const port = Number(env.DETQ_API_PORT ?? 8080);
-  await app.listen({ port, host: env.DETQ_API_HOST ?? '0.0.0.0' });
+  const metrics = e.DETQ_METRICS_PORT === undefined ? undefined : createMetricsServer(queues);
+  await app.listen({ port: e.DETQ_API_PORT, host: e.DETQ_API_HOST });
+  if (metrics) await metrics.listen({ port: e.DETQ_METRICS_PORT!, host: e.DETQ_API_HOST });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
+  unwatchFile(e.DETQ_API_TOKENS_FILE);
+  process.off('SIGHUP', reload);
   await app.close();
-  await queues.close();
+  await metrics?.close();
+  // A Redis that is down would hold a graceful quit forever: give it a few seconds, then drop it.
+  await Promise.race([queues.close(), new Promise((r) => setTimeout(r, 3000).unref())]);
+  queues.redis.disconnect();
   s3.destroy();
 }

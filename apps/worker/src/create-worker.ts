@@ -9,17 +9,16 @@ import {
   EnginePool,
   Finaliser,
   Planner,
-  queueConfigFromEnv,
   SET_QUEUE,
   SetProcessor,
-  webhookHostsFromEnv,
+  type SetProcessorDeps,
   type ChunkJobData,
   type QueueConfig,
   type SetJobData,
 } from '@detq/queue';
 import { RoutingStore, type ObjectStore } from '@detq/storage';
 import { workerEngine } from './engine-cache';
-import { engineChoiceSchema, FatalError, type EngineChoice } from '@detq/core';
+import { parseEnv, workerEnvSchema, type EngineChoice } from '@detq/core';
 
 export interface WorkerSettings {
   queue: QueueConfig;
@@ -43,43 +42,29 @@ export interface WorkerSettings {
   lockDurationMs: number;
   /** Chunk attempts before the chunk is reported as failed. */
   attempts: number;
-  webhookHosts: string[];
+  webhooks: SetProcessorDeps['webhooks'];
   /** How often batch statistics go to Redis for /metrics. */
   statsIntervalMs: number;
 }
 
-function engineChoiceFromEnv(value: string | undefined): EngineChoice {
-  const parsed = engineChoiceSchema.safeParse(value || 'onnxruntime-cpu');
-  if (!parsed.success) throw new FatalError('USAGE', `DETQ_ENGINE / --engine: expected onnxruntime-cpu, torch, tensorrt or auto (got ${JSON.stringify(value)})`);
-  return parsed.data;
-}
-
-/** DETQ_DEVICE / --device: a CUDA device index. */
-export function deviceFromEnv(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value.trim())) throw new FatalError('USAGE', `DETQ_DEVICE / --device: expected a GPU index such as 0 (got ${JSON.stringify(value)})`);
-  return Number(value);
-}
-
-const int = (v: string | undefined, fallback: number) => (v === undefined || v === '' ? fallback : Number.parseInt(v, 10));
-
+/** The worker's settings from its env schema (@detq/core workerEnvSchema); throws EnvError (exit 2). */
 export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
-  const device = deviceFromEnv(env.DETQ_DEVICE);
+  const e = parseEnv(workerEnvSchema, env);
   return {
-    queue: queueConfigFromEnv(env),
-    concurrency: int(env.DETQ_WORKER_CONCURRENCY, 2),
-    maxBatch: int(env.DETQ_MAX_BATCH, 8),
-    maxWaitMs: int(env.DETQ_MAX_WAIT_MS, 20),
-    ...(env.DETQ_THREADS && { threads: int(env.DETQ_THREADS, 0) }),
-    engine: engineChoiceFromEnv(env.DETQ_ENGINE),
-    half: /^(1|true|yes)$/i.test(env.DETQ_HALF ?? ''),
-    ...(device !== undefined && { device }),
-    ...(env.DETQ_WORKER_PORT && { healthPort: int(env.DETQ_WORKER_PORT, 0) }),
-    progressIntervalMs: int(env.DETQ_PROGRESS_MS, 5000),
-    lockDurationMs: int(env.DETQ_LOCK_MS, 30_000),
-    attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
-    webhookHosts: webhookHostsFromEnv(env),
-    statsIntervalMs: int(env.DETQ_STATS_MS, 30_000),
+    queue: { redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX },
+    concurrency: e.DETQ_WORKER_CONCURRENCY,
+    maxBatch: e.DETQ_MAX_BATCH,
+    maxWaitMs: e.DETQ_MAX_WAIT_MS,
+    ...(e.DETQ_THREADS && { threads: e.DETQ_THREADS }),
+    engine: e.DETQ_ENGINE,
+    half: e.DETQ_HALF,
+    ...(e.DETQ_DEVICE !== undefined && { device: e.DETQ_DEVICE }),
+    ...(e.DETQ_WORKER_PORT !== undefined && { healthPort: e.DETQ_WORKER_PORT }),
+    progressIntervalMs: e.DETQ_PROGRESS_MS,
+    lockDurationMs: e.DETQ_LOCK_MS,
+    attempts: e.DETQ_CHUNK_ATTEMPTS,
+    webhooks: { hosts: e.DETQ_WEBHOOK_HOSTS, allowPrivate: e.DETQ_WEBHOOK_ALLOW_PRIVATE, ...(e.DETQ_WEBHOOK_SECRET && { secret: e.DETQ_WEBHOOK_SECRET }) },
+    statsIntervalMs: e.DETQ_STATS_MS,
   };
 }
 
@@ -122,14 +107,15 @@ export async function createWorker(
 
   const queues = new DetqQueues(settings.queue);
   const progress = new ProgressReporter(queues.jobs, settings.progressIntervalMs);
-  const chunkProcessor = new ChunkProcessor({ store, pool, index: queues.index, progress });
+  const chunkProcessor = new ChunkProcessor({ store, pool, index: queues.index, progress, fair: queues.fair });
   const setProcessor = new SetProcessor({
     jobs: queues.jobs,
     metrics: queues.metrics,
-    planner: new Planner({ store, jobs: queues.jobs, chunks: queues.chunks, index: queues.index, attempts: settings.attempts }),
+    planner: new Planner({ store, jobs: queues.jobs, chunks: queues.chunks, index: queues.index, attempts: settings.attempts, fair: queues.fair }),
     finaliser: new Finaliser({ store, jobs: queues.jobs, chunks: queues.chunks }),
     pool,
-    webhookHosts: settings.webhookHosts,
+    principals: queues.principals,
+    webhooks: settings.webhooks,
     log,
   });
   const common = {

@@ -14,6 +14,7 @@ export const IMAGE_ERROR_CODES = {
   INFERENCE_FAILED: 'the engine failed on the batch holding this image',
   CHUNK_FAILED: 'distributed jobs: the chunk holding this image failed after every retry (the message says why)',
   CANCELLED: 'distributed jobs: the job was cancelled before this image was labelled',
+  FORBIDDEN: "distributed jobs: the image (a manifest line) lies outside the scopes of the job's token",
 } as const;
 export type ImageErrorCode = keyof typeof IMAGE_ERROR_CODES;
 

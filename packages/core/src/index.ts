@@ -11,3 +11,8 @@ export * from './run-summary';
 export * from './engine-header';
 export * from './class-colours';
 export * from './dashboard-queries';
+export * from './uri';
+export * from './glob';
+export * from './env';
+export * from './access';
+export * from './api-schemas';

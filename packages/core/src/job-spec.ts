@@ -1,16 +1,38 @@
 import { z } from 'zod';
 import { detectParamsSchema, outputFormatSchema } from './schemas';
+import { globProblem } from './glob';
+import { checkS3Uri } from './uri';
 
 /**
  * The distributed job spec: one schema shared by the API, the CLI and the worker. Objects are strict so
  * a misspelt field is reported by name instead of being silently ignored.
  */
 
-/** Only s3:// is accepted: the service never fetches http(s) URLs on a caller's behalf (SSRF). */
+/**
+ * Only s3:// is accepted (the service never fetches http(s) URLs on a caller's behalf), and only in
+ * canonical form (see uri.ts): scopes are checked on exactly the segments the store will use.
+ */
 export const s3UriSchema = z
   .string()
   .max(1024)
-  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{0,62}(\/.*)?$/, 'must be an s3://bucket/key URI (only s3:// is accepted)');
+  .superRefine((uri, ctx) => {
+    const r = checkS3Uri(uri);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+  });
+
+/** A glob the linear-time matcher accepts (see glob.ts). */
+const globSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .superRefine((g, ctx) => {
+    const problem = globProblem(g);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Job priorities run 1 (first) to MAX_PRIORITY; a job that gives none sits in the middle. */
+export const MAX_PRIORITY = 1_000;
+export const DEFAULT_PRIORITY = 500;
 
 /** Upper bound of an inline image list; bigger sets go through a prefix or a manifest. */
 export const MAX_INLINE_IMAGES = 10_000;
@@ -19,8 +41,8 @@ export const MAX_INLINE_IMAGES = 10_000;
 export const jobInputSchema = z
   .strictObject({
     uri: s3UriSchema.optional(),
-    include: z.array(z.string().min(1).max(256)).max(64).optional(),
-    exclude: z.array(z.string().min(1).max(256)).max(64).optional(),
+    include: z.array(globSchema).max(64).optional(),
+    exclude: z.array(globSchema).max(64).optional(),
     manifest: s3UriSchema.regex(/\.(jsonl|csv)$/i, 'must end in .jsonl or .csv').optional(),
     images: z.array(s3UriSchema).min(1).max(MAX_INLINE_IMAGES).optional(),
   })
@@ -52,12 +74,20 @@ export const jobSpecSchema = z.strictObject({
   output: jobOutputSchema,
   model: jobModelSchema.optional(),
   params: jobParamsSchema.default(() => jobParamsSchema.parse({})),
-  /** BullMQ priority: 1 is the highest. */
-  priority: z.number().int().min(1).max(1_000).optional(),
+  /** 1 is served first; jobs without one get DEFAULT_PRIORITY (whatever BullMQ's own encoding). */
+  priority: z.number().int().min(1).max(MAX_PRIORITY).optional(),
   idempotencyKey: z.string().min(1).max(200).optional(),
   metadata: z.record(z.string().max(64), z.union([z.string().max(1024), z.number(), z.boolean()])).optional(),
   /** Called with the summary when the job ends; the host must be on the deployment's allowlist. */
-  webhook: z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) }).optional(),
+  webhook: z
+    .strictObject({
+      url: z
+        .url({ protocol: /^https?$/ })
+        .max(2048)
+        // eslint-disable-next-line no-control-regex
+        .refine((u) => !/[\u0000-\u001f\u007f-\u009f]/.test(u), 'must not contain control characters'),
+    })
+    .optional(),
   /** Images per chunk job. */
   chunkSize: z.number().int().min(1).max(4096).default(256),
   /** Skip images already labelled with the same model sha256 and params (by key + ETag). */

@@ -2,7 +2,7 @@ import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import picomatch from 'picomatch';
-import { DetqError, FatalError, normaliseKey, s3UriSchema, type JobInput } from '@detq/core';
+import { compileGlobs, DetqError, FatalError, normaliseKey, s3UriSchema, type JobInput } from '@detq/core';
 import { isS3Uri, joinUri, type ObjectStore } from '@detq/storage';
 
 /**
@@ -42,6 +42,8 @@ export interface ListOptions extends InputFilter {
 export interface ListedImage {
   key: string;
   uri: string;
+  /** Bytes, where the listing says (S3 prefixes): caps are checked before any download. */
+  size?: number;
   etag?: string;
 }
 
@@ -135,8 +137,9 @@ export function compareKeys(a: string, b: string): number {
 function keyMatcher(filter: InputFilter, discovery: boolean): (key: string) => boolean {
   // URI keys (inline lists, manifests) are matched on their object key, as prefix keys are.
   const path = (key: string) => key.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*\//i, '');
-  const include = filter.include?.length ? picomatch([...filter.include], { dot: true }) : discovery ? isImageName : () => true;
-  const exclude = filter.exclude?.length ? picomatch([...filter.exclude], { dot: true }) : () => false;
+  // Linear-time globs (core's glob.ts): a tenant's pathological pattern cannot stall a worker's event loop.
+  const include = filter.include?.length ? compileGlobs(filter.include) : discovery ? isImageName : () => true;
+  const exclude = filter.exclude?.length ? compileGlobs(filter.exclude) : () => false;
   return (key) => include(path(key)) && !exclude(path(key));
 }
 
@@ -146,7 +149,7 @@ async function* sortedImages(spec: InputSpec & { kind: 'folder' | 'glob' | 'pref
     let any = false;
     for await (const e of store.list(prefix, after === undefined ? {} : { startAfter: prefix + after })) {
       any = true;
-      yield { key: e.uri.slice(prefix.length), uri: e.uri, ...(e.etag && { etag: e.etag }) };
+      yield { key: e.uri.slice(prefix.length), uri: e.uri, size: e.size, ...(e.etag && { etag: e.etag }) };
     }
     // `s3://bucket/photo.jpg` names one object rather than a prefix.
     if (!any && after === undefined && !spec.uri.endsWith('/') && (await store.exists(spec.uri))) yield { key: basename(spec.uri), uri: spec.uri };

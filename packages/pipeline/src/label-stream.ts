@@ -10,6 +10,10 @@ export interface LabelSource {
   key: string;
   /** Where to read the bytes. */
   uri: string;
+  /** The object's size when a listing gave it: checked against the byte limit before any download. */
+  size?: number;
+  /** Set when the image must not be read at all (e.g. FORBIDDEN): it becomes its error record. */
+  refused?: ImageError;
 }
 
 export interface LabelContext {
@@ -25,6 +29,8 @@ export interface LabelContext {
   /** Keep the decoded RGB of the first N images (for previews). */
   keepRgb?: number;
   limits?: DecodeLimits;
+  /** Objects whose listed size is above this are refused (FILE_TOO_LARGE) without being downloaded. */
+  maxObjectBytes?: number;
 }
 
 export interface LabelledImage {
@@ -37,6 +43,13 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): 
   // Keys name output files: one that could leave the output root is never read nor written.
   const unsafe = keyProblem(src.key);
   if (unsafe) return { record: errorRecord(src.key, new ImageError('BAD_KEY', `the key ${JSON.stringify(src.key)} ${unsafe}`), ctx.model, ctx.params) };
+  const maxBytes = ctx.maxObjectBytes;
+  const refusal =
+    src.refused ??
+    (maxBytes !== undefined && src.size !== undefined && src.size > maxBytes
+      ? new ImageError('FILE_TOO_LARGE', `the object has ${src.size} bytes, above the limit of ${maxBytes} (not downloaded)`)
+      : undefined);
+  if (refusal) return { record: errorRecord(src.key, refusal, ctx.model, ctx.params) };
   let bytes: Buffer;
   try {
     bytes = await ctx.store.get(src.uri);

@@ -1,9 +1,10 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { FatalError, type ImageRecord } from '@detq/core';
+import { FatalError, ImageError, type ImageRecord } from '@detq/core';
 import { recordLine } from '@detq/formats';
 import { labelStream, type LabelSource } from '@detq/pipeline';
 import type { ObjectStore } from '@detq/storage';
 import type { EnginePool } from './engine-pool';
+import type { FairShare } from './fair-share';
 import type { IncrementalIndex } from './incremental-index';
 import type { ChunkJobData, ChunkResult } from './job-data';
 import type { ProgressReporter } from './progress-reporter';
@@ -14,10 +15,12 @@ export interface ChunkProcessorDeps {
   pool: EnginePool;
   index: IncrementalIndex;
   progress: ProgressReporter;
+  fair: FairShare;
 }
 
 async function* sources(images: ChunkJobData['images']): AsyncGenerator<LabelSource> {
-  for (const { key, uri } of images) yield { key, uri };
+  for (const { key, uri, size, refused } of images)
+    yield { key, uri, ...(size !== undefined && { size }), ...(refused && { refused: new ImageError(refused.code, refused.message) }) };
 }
 
 /**
@@ -29,6 +32,19 @@ export class ChunkProcessor {
   constructor(private readonly deps: ChunkProcessorDeps) {}
 
   async process(job: Job<ChunkJobData>): Promise<ChunkResult> {
+    let final = true;
+    try {
+      return await this.label(job);
+    } catch (err) {
+      final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      throw err;
+    } finally {
+      // The chunk leaves its tenant's backlog once it will not run again.
+      if (final) await this.deps.fair.chunkEnded(job.data.principal ?? '').catch(() => undefined);
+    }
+  }
+
+  private async label(job: Job<ChunkJobData>): Promise<ChunkResult> {
     const d = job.data;
     const { pool, progress } = this.deps;
     if ((await progress.status(d.setId)) === 'cancelled') throw new UnrecoverableError('job cancelled');
@@ -50,6 +66,7 @@ export class ChunkProcessor {
         names: rt.names,
         params,
         window: 2 * Math.min(rt.info.maxBatch, 16),
+        ...(d.maxObjectBytes && { maxObjectBytes: d.maxObjectBytes }),
       });
       for await (const { record } of stream) {
         records.push(record);

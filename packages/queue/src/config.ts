@@ -51,3 +51,18 @@ export function connectRedis(url: string, options: RedisOptions = {}): RedisClie
     },
   });
 }
+
+/**
+ * A producer's connection (API, CLI), BullMQ's recommended producer settings: no offline queue and
+ * one retry, so a command fails at once while Redis is unreachable instead of hanging the request,
+ * and the connection keeps reconnecting by itself.
+ */
+export function connectProducerRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 1000,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    ...options,
+  });
+}

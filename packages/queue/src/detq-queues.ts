@@ -4,6 +4,8 @@ import { IncrementalIndex } from './incremental-index';
 import type { ChunkJobData, SetJobData } from './job-data';
 import { JobStore } from './job-store';
 import { MetricsStore } from './metrics-store';
+import { FairShare } from './fair-share';
+import { PrincipalStore } from './principal-store';
 
 /** The Redis-side handles a process needs: both BullMQ queues and detq's own state, on one connection. */
 export class DetqQueues {
@@ -12,6 +14,8 @@ export class DetqQueues {
   readonly jobs: JobStore;
   readonly index: IncrementalIndex;
   readonly metrics: MetricsStore;
+  readonly principals: PrincipalStore;
+  readonly fair: FairShare;
 
   constructor(
     readonly config: QueueConfig,
@@ -23,6 +27,8 @@ export class DetqQueues {
     this.jobs = new JobStore(redis, config.prefix);
     this.index = new IncrementalIndex(redis, config.prefix);
     this.metrics = new MetricsStore(redis, this.jobs);
+    this.principals = new PrincipalStore(redis, this.jobs.key('principals'));
+    this.fair = new FairShare(redis, this.jobs.key('backlog'));
   }
 
   async close(): Promise<void> {

@@ -14,3 +14,6 @@ export * from './transient-read-tracker';
 export * from './webhook';
 export * from './metrics-store';
 export * from './progress-reporter';
+export * from './fair-share';
+export * from './principal-store';
+export * from './manifest';

@@ -1,28 +1,10 @@
-import { TERMINAL_STATUSES, type JobSpec, type JobStatus } from '@detq/core';
+import { TERMINAL_STATUSES, type JobSpec, type JobStatus, type JobView, type ResolvedCaps } from '@detq/core';
 import type { DetqQueues } from './detq-queues';
+import { setJobPriority } from './fair-share';
 import { JobStore, type JobState } from './job-store';
 import { outputFor } from './set-processor';
 
-/** What GET /v1/jobs/:id, `detq status` and `detq watch` show. */
-export interface JobView {
-  id: string;
-  status: JobStatus;
-  counts: { total: number; done: number; failed: number };
-  /** 0..1; null while the total is still being planned. */
-  progress: number | null;
-  imagesPerSecond: number;
-  /** Seconds left at the current rate; null when unknown. */
-  eta: number | null;
-  output: string;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  error?: string;
-  scheduleId?: string;
-  /** The spec's model URI; absent when the job uses the deployment's default model. */
-  model?: string;
-  metadata?: JobSpec['metadata'];
-}
+export type { JobView };
 
 export interface EnqueueResult {
   id: string;
@@ -38,40 +20,63 @@ export const SET_JOB_OPTIONS = {
   removeOnFail: { age: 7 * 86400 },
 } as const;
 
+/**
+ * Who is asking: `principal` owns what it creates; `undefined` (admin tokens, the CLI) sees every
+ * job. A job of another principal is reported exactly as a job that does not exist.
+ */
+export interface Caller {
+  principal: string;
+  admin: boolean;
+}
+
+/** Who made a job and what it may touch when it runs (checked again by the worker when it plans). */
+export interface Submitter {
+  principal: string;
+  caps?: ResolvedCaps;
+}
+
 /** Producer side of the job model: enqueue, look up, list, cancel. Used by the API and the CLI. */
 export class JobClient {
   constructor(private readonly queues: DetqQueues) {}
 
-  /** `scope` namespaces idempotency keys (the API passes the token name). */
-  async enqueue(spec: JobSpec, scope = ''): Promise<EnqueueResult> {
+  /** Idempotency keys are per principal. The CLI (no submitter) enqueues as principal ''. */
+  async enqueue(spec: JobSpec, by: Submitter = { principal: '' }): Promise<EnqueueResult> {
     const { jobs, sets } = this.queues;
-    const id = spec.idempotencyKey ? JobStore.idFor(`${scope}\n${spec.idempotencyKey}`) : JobStore.newId();
-    if (!(await jobs.create(id, { spec, output: outputFor(spec) }))) {
+    const { principal } = by;
+    const id = spec.idempotencyKey ? JobStore.idFor(`${principal}\n${spec.idempotencyKey}`) : JobStore.newId();
+    if (!(await jobs.create(id, { spec, output: outputFor(spec), principal }))) {
       return { id, status: (await jobs.status(id)) ?? 'queued', existing: true };
     }
     try {
-      await sets.add('set', { spec }, { ...SET_JOB_OPTIONS, jobId: id, ...(spec.priority && { priority: spec.priority }) });
+      const data = { spec, ...(principal && { principal }), ...(by.caps && { caps: by.caps }) };
+      await sets.add('set', data, { ...SET_JOB_OPTIONS, jobId: id, priority: setJobPriority(spec.priority) });
     } catch (err) {
-      await jobs.remove(id).catch(() => undefined);
+      await jobs.remove(id, principal).catch(() => undefined);
       throw err;
     }
     return { id, status: 'queued', existing: false };
   }
 
-  async view(id: string, now = Date.now()): Promise<JobView | undefined> {
+  private async owned(id: string, caller?: Caller) {
     const state = await this.queues.jobs.get(id);
+    return state && (!caller || caller.admin || state.principal === caller.principal) ? state : undefined;
+  }
+
+  async view(id: string, caller?: Caller, now = Date.now()): Promise<JobView | undefined> {
+    const state = await this.owned(id, caller);
     return state && JobClient.toView(state, now);
   }
 
-  async list(options: { status?: JobStatus; limit: number; cursor?: number }): Promise<{ jobs: JobView[]; next?: number }> {
+  async list(options: { status?: JobStatus; limit: number; cursor?: number }, caller?: Caller): Promise<{ jobs: JobView[]; next?: number }> {
     const now = Date.now();
-    const { jobs, next } = await this.queues.jobs.list(options);
+    const { jobs, next } = await this.queues.jobs.list({ ...options, ...(caller && !caller.admin && { principal: caller.principal }) });
     return { jobs: jobs.map((j) => JobClient.toView(j, now)), ...(next !== undefined && { next }) };
   }
 
   /** 'cancelled', or why not. */
-  async cancel(id: string): Promise<'cancelled' | 'not_found' | 'already_ended'> {
-    const status = await this.queues.jobs.status(id);
+  async cancel(id: string, caller?: Caller): Promise<'cancelled' | 'not_found' | 'already_ended'> {
+    const state = await this.owned(id, caller);
+    const status = state?.status;
     if (!status) return 'not_found';
     if (TERMINAL_STATUSES.includes(status)) return 'already_ended';
     return (await this.queues.jobs.cancel(id)) ? 'cancelled' : 'already_ended';
@@ -98,6 +103,7 @@ export class JobClient {
       ...(s.error && { error: s.error }),
       ...(s.scheduleId && { scheduleId: s.scheduleId }),
       ...(s.spec.model && { model: s.spec.model.uri }),
+      ...(s.principal && { owner: s.principal }),
       ...(s.spec.metadata && { metadata: s.spec.metadata }),
     };
   }

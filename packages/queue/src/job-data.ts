@@ -1,4 +1,4 @@
-import type { JobParams, JobSpec } from '@detq/core';
+import type { JobParams, JobSpec, ResolvedCaps } from '@detq/core';
 import type { ModelRef } from './engine-pool';
 
 /** Data of a set job. `step` lets one BullMQ job plan, wait for its chunks, then finalise. */
@@ -7,6 +7,13 @@ export interface SetJobData {
   step?: 'plan' | 'finalise';
   /** Set on jobs a job scheduler created: each run writes to its own folder. */
   scheduleId?: string;
+  /**
+   * The token name that made the job. The worker checks the spec against that token's scopes and caps
+   * as they are when it plans (a schedule runs long after it was made); CLI jobs have none.
+   */
+  principal?: string;
+  /** Caps of a job without a principal (CLI); a principal's come from the PrincipalStore. */
+  caps?: ResolvedCaps;
 }
 
 export interface ChunkImage {
@@ -14,6 +21,10 @@ export interface ChunkImage {
   key: string;
   uri: string;
   etag?: string;
+  /** Bytes, when the listing said: an object above the cap is refused without being downloaded. */
+  size?: number;
+  /** Set at planning when the image may not be read (FORBIDDEN): it becomes its error record. */
+  refused?: { code: 'FORBIDDEN'; message: string };
 }
 
 export interface ChunkJobData {
@@ -26,6 +37,10 @@ export interface ChunkJobData {
   model: ModelRef;
   /** Present for incremental jobs: labelled images are recorded under this index fingerprint. */
   indexFingerprint?: string;
+  /** Whose backlog this chunk counts in (fair scheduling across tenants). */
+  principal?: string;
+  /** Largest object a chunk reads (FILE_TOO_LARGE above it). */
+  maxObjectBytes?: number;
 }
 
 /** A chunk job's return value (kept by BullMQ for the finaliser). */

@@ -59,16 +59,20 @@ export class MetricsStore {
     return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, Number(v)]));
   }
 
-  /** Jobs by status over the most recent `limit` jobs (bounded work per scrape). */
-  async statusCounts(limit = 1000): Promise<{ counts: Record<JobStatus, number>; imagesPerSecond: number }> {
-    const counts = Object.fromEntries(jobStatusSchema.options.map((s) => [s, 0])) as Record<JobStatus, number>;
-    const { jobs } = await this.jobs.list({ limit });
-    let imagesPerSecond = 0;
-    const now = Date.now();
-    for (const j of jobs) {
-      counts[j.status]++;
-      if (j.status === 'running' && j.startedAt) imagesPerSecond += j.done / Math.max(1, (now - j.startedAt) / 1000);
-    }
-    return { counts, imagesPerSecond };
+  /** Jobs by status, every job ever created under the prefix (counters kept on each transition). */
+  async statusCounts(): Promise<Record<JobStatus, number>> {
+    const stored = await this.jobs.statusCounts();
+    return Object.fromEntries(jobStatusSchema.options.map((s) => [s, stored[s] ?? 0])) as Record<JobStatus, number>;
+  }
+
+  /** Images of ended jobs, by outcome (a Prometheus counter: rate() gives images per second). */
+  async recordImages(labelled: number, failed: number): Promise<void> {
+    await this.redis.hincrby(this.jobs.key('images'), 'labelled', labelled);
+    if (failed) await this.redis.hincrby(this.jobs.key('images'), 'failed', failed);
+  }
+
+  async images(): Promise<{ labelled: number; failed: number }> {
+    const h = await this.redis.hgetall(this.jobs.key('images'));
+    return { labelled: Number(h.labelled ?? 0), failed: Number(h.failed ?? 0) };
   }
 }

@@ -1,9 +1,11 @@
-import type { Job, Queue } from 'bullmq';
-import { type JobSpec } from '@detq/core';
+import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { inScope, type JobSpec } from '@detq/core';
 import { inputFromJob, listImages } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
 import { chunkJobId, chunkResultKey, type ChunkImage, type ChunkJobData, type SetJobData } from './job-data';
 import type { IncrementalIndex } from './incremental-index';
+import type { FairShare } from './fair-share';
+import { ManifestLineError, manifestUris } from './manifest';
 import type { JobStore } from './job-store';
 import type { ModelRef } from './engine-pool';
 
@@ -23,6 +25,22 @@ export interface PlannerDeps {
   index: IncrementalIndex;
   /** Chunk job attempts (transient failures are retried with exponential backoff). */
   attempts: number;
+  fair: FairShare;
+}
+
+/** What the job's principal may touch, as the set processor resolved it when planning began. */
+export interface PlanAccess {
+  principal: string;
+  /** Undefined for CLI jobs: no scope applies. */
+  scopes?: readonly string[];
+  maxImages?: number;
+  maxObjectBytes?: number;
+}
+
+/** An image outside the token's scopes (a manifest line) is planned as its FORBIDDEN error record. */
+function forbidden(image: ChunkImage, access: PlanAccess): ChunkImage {
+  if (!access.scopes || inScope(image.uri, access.scopes)) return image;
+  return { ...image, refused: { code: 'FORBIDDEN', message: `${image.uri} is outside the scopes of token ${access.principal}` } };
 }
 
 /**
@@ -34,7 +52,7 @@ export interface PlannerDeps {
 export class Planner {
   constructor(private readonly deps: PlannerDeps) {}
 
-  async plan(job: Job<SetJobData>, output: string, model: ModelRef, indexFingerprint?: string): Promise<PlanResult> {
+  async plan(job: Job<SetJobData>, output: string, model: ModelRef, access: PlanAccess, indexFingerprint?: string): Promise<PlanResult> {
     const { spec } = job.data;
     const id = job.id!;
     const result: PlanResult = { listed: 0, total: 0, chunks: 0, cancelled: false };
@@ -53,6 +71,8 @@ export class Planner {
         params: spec.params,
         model,
         ...(indexFingerprint && { indexFingerprint }),
+        ...(access.principal && { principal: access.principal }),
+        ...(access.maxObjectBytes && { maxObjectBytes: access.maxObjectBytes }),
       };
       await this.deps.chunks.add('chunk', data, {
         jobId: chunkJobId(id, index),
@@ -61,7 +81,7 @@ export class Planner {
         ignoreDependencyOnFailure: true,
         attempts: this.deps.attempts,
         backoff: { type: 'exponential', delay: 1000 },
-        ...(spec.priority && { priority: spec.priority }),
+        priority: await this.deps.fair.chunkPriority(access.principal, spec.priority),
         removeOnComplete: { age: 7 * 86400 },
         removeOnFail: { age: 7 * 86400 },
       });
@@ -71,7 +91,9 @@ export class Planner {
     };
     for await (const image of this.images(spec)) {
       result.listed++;
-      batch.push(image);
+      if (access.maxImages !== undefined && result.listed > access.maxImages)
+        throw new UnrecoverableError(`the input has more than ${access.maxImages} images, the cap of this token`);
+      batch.push(forbidden(image, access));
       if (batch.length >= spec.chunkSize) {
         await flush();
         if (result.cancelled) return result;

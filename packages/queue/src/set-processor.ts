@@ -1,5 +1,5 @@
 import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
-import type { JobSpec } from '@detq/core';
+import { outOfScope, overCaps, type JobSpec } from '@detq/core';
 import { inputFromJob, noImagesMessage } from '@detq/pipeline';
 import { joinUri } from '@detq/storage';
 import type { EnginePool, LabelRuntime, ModelRef } from './engine-pool';
@@ -8,8 +8,9 @@ import { IncrementalIndex } from './incremental-index';
 import type { SetJobData } from './job-data';
 import type { JobStore } from './job-store';
 import type { MetricsStore } from './metrics-store';
-import type { Planner } from './planner';
-import { sendWebhook } from './webhook';
+import type { PlanAccess, Planner } from './planner';
+import type { PrincipalStore } from './principal-store';
+import { sendWebhook, type WebhookPolicy } from './webhook';
 
 export interface SetProcessorDeps {
   jobs: JobStore;
@@ -17,7 +18,13 @@ export interface SetProcessorDeps {
   planner: Planner;
   finaliser: Finaliser;
   pool: EnginePool;
-  webhookHosts: readonly string[];
+  principals: PrincipalStore;
+  webhooks: WebhookPolicy & {
+    /** Signs webhooks of jobs without a token (CLI jobs); token jobs use their token's secret. */
+    secret?: string;
+    attempts?: number;
+    backoffMs?: number;
+  };
   log: (line: string) => void;
 }
 
@@ -52,11 +59,17 @@ export class SetProcessor {
     try {
       if ((job.data.step ?? 'plan') === 'plan') {
         if (job.data.scheduleId)
-          await jobs.create(id, { spec, output: outputFor(spec, job.timestamp), scheduleId: job.data.scheduleId });
+          await jobs.create(id, {
+            spec,
+            output: outputFor(spec, job.timestamp),
+            scheduleId: job.data.scheduleId,
+            ...(job.data.principal && { principal: job.data.principal }),
+          });
         if (!(await jobs.setStatus(id, 'planning', { startedAt: Date.now() }))) return { status: 'cancelled' };
         const state = await jobs.get(id);
         const fingerprint = spec.incremental ? await this.withRuntime(model, (rt) => fingerprintOf(spec, rt)) : undefined;
-        const plan = await this.deps.planner.plan(job, state!.output, model, fingerprint);
+        const access = await this.access(job.data);
+        const plan = await this.deps.planner.plan(job, state!.output, model, access, fingerprint);
         if (plan.listed === 0) throw new UnrecoverableError(noImagesMessage(inputFromJob(spec.input), spec.input));
         await jobs.setStatus(id, 'running', { planned: 1, total: plan.total, chunks: plan.chunks });
         await job.updateData({ ...job.data, step: 'finalise' });
@@ -66,16 +79,42 @@ export class SetProcessor {
       const summary = await this.withRuntime(model, (rt) => this.deps.finaliser.finalise(job, state, rt));
       await jobs.setStatus(id, summary.status, { finishedAt: Date.now() });
       await this.deps.metrics.recordErrors(summary.errorsByCode);
-      if (spec.webhook)
-        await sendWebhook(spec.webhook.url, summary, this.deps.webhookHosts).catch((err: unknown) =>
-          this.deps.log(`job ${id}: webhook failed: ${(err as Error).message}`),
-        );
+      await this.deps.metrics.recordImages(summary.counts.labelled, summary.counts.failed);
+      if (spec.webhook) await this.notify(id, spec.webhook.url, job.data.principal, summary);
       return summary;
     } catch (err) {
       if (err instanceof WaitingChildrenError) throw err;
       const final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (final) await jobs.setStatus(id, 'failed', { finishedAt: Date.now(), error: (err as Error).message });
       throw err;
+    }
+  }
+
+  /**
+   * The job's token as it is now (a schedule fires long after it was made): a revoked token, a URI
+   * now outside its scopes or a spec over its caps fails the run with that reason recorded.
+   */
+  private async access(data: SetJobData): Promise<PlanAccess> {
+    const { principal } = data;
+    if (!principal) return { principal: '', ...(data.caps && { maxImages: data.caps.maxImages, maxObjectBytes: data.caps.maxObjectBytes }) };
+    const record = await this.deps.principals.get(principal);
+    if (!record) throw new UnrecoverableError(`token ${principal} no longer exists (revoked)`);
+    const problems = [...outOfScope(data.spec, record.scopes), ...overCaps(data.spec, record.caps)];
+    if (problems.length)
+      throw new UnrecoverableError(`refused for token ${principal}: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    return { principal, scopes: record.scopes, maxImages: record.caps.maxImages, maxObjectBytes: record.caps.maxObjectBytes };
+  }
+
+  /** At most one delivery per job end: a re-run finaliser finds the claim and sends nothing. */
+  private async notify(id: string, url: string, principal: string | undefined, summary: Summary): Promise<void> {
+    const { webhooks, jobs, log } = this.deps;
+    try {
+      const secret = principal ? (await this.deps.principals.get(principal))?.webhookSecret : webhooks.secret;
+      if (!secret) throw new Error(principal ? `token ${principal} has no webhookSecret` : 'DETQ_WEBHOOK_SECRET is not set');
+      if (!(await jobs.claimWebhook(id))) return;
+      await sendWebhook({ url, body: summary, idempotencyKey: `${id}:${summary.status}`, secret }, webhooks, webhooks);
+    } catch (err) {
+      log(`job ${id}: webhook failed: ${(err as Error).message}`);
     }
   }
 

@@ -1,0 +1,105 @@
+import { z } from 'zod';
+import { FatalError } from './errors';
+import { engineChoiceSchema } from './schemas';
+
+/**
+ * Process settings from the environment: one zod schema per process (api, worker), checked once at
+ * start. A bad value stops the process with exit code 2 and a line naming the variable and what it
+ * must be (EnvError). To add a setting, add one line to the shape of the process that reads it.
+ */
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .string()
+  .regex(/^(1|0|true|false|yes|no)$/i, 'must be 1/0, true/false or yes/no')
+  .transform((v) => /^(1|true|yes)$/i.test(v));
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean),
+);
+
+/** Settings both processes read: where the queues live and what webhooks may call. */
+export const queueEnvShape = {
+  REDIS_URL: z.string().regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or redis+cluster:// URL').default('redis://127.0.0.1:6379'),
+  DETQ_QUEUE_PREFIX: z.string().min(1).max(64).default('detq'),
+  /** Hosts webhooks may call, comma-separated; none by default. */
+  DETQ_WEBHOOK_HOSTS: list.default([]),
+  /** Let webhooks reach loopback, private and link-local addresses (tests, in-cluster receivers). */
+  DETQ_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+};
+
+/** Per-job caps an admin sets (per token in the tokens file; these are the deployment defaults). */
+export const capsEnvShape = {
+  DETQ_MAX_IMGSZ: int(32, 4096).default(1280),
+  DETQ_MAX_IMAGES: int(1).default(10_000_000),
+  DETQ_MAX_OBJECT_BYTES: int(1).default(64 * 1024 * 1024),
+};
+
+export const apiEnvSchema = z.object({
+  ...queueEnvShape,
+  ...capsEnvShape,
+  DETQ_API_TOKENS_FILE: z.string({ error: 'must be set (create entries with `detq token create`)' }).min(1),
+  DETQ_API_PORT: int(0, 65535).default(8080),
+  DETQ_API_HOST: z.string().min(1).default('0.0.0.0'),
+  DETQ_API_BODY_LIMIT: int(1024).default(1024 * 1024),
+  /** Serve /metrics on this port without a token instead of on the API port behind a `metrics` token. */
+  DETQ_METRICS_PORT: int(1, 65535).optional(),
+  /** Signs webhooks of jobs enqueued without a token (the CLI); token jobs use the token's webhookSecret. */
+  DETQ_WEBHOOK_SECRET: z.string().min(16).optional(),
+  /** Requests per second per token. */
+  DETQ_RATE_LIMIT: int(1).default(20),
+  /** Images a token may have queued or running at once (summed over its unfinished jobs). */
+  DETQ_MAX_QUEUED_IMAGES: int(1).default(5_000_000),
+  /** Unfinished jobs a token may have at once. */
+  DETQ_MAX_ACTIVE_JOBS: int(1).default(100),
+  /** Least time between two runs of a schedule. */
+  DETQ_MIN_SCHEDULE_INTERVAL_S: int(1).default(60),
+});
+export type ApiEnv = z.infer<typeof apiEnvSchema>;
+
+export const workerEnvSchema = z.object({
+  ...queueEnvShape,
+  DETQ_WORKER_CONCURRENCY: int(1, 256).default(2),
+  DETQ_MAX_BATCH: int(1, 256).default(8),
+  DETQ_MAX_WAIT_MS: int(0, 60_000).default(20),
+  DETQ_THREADS: int(1, 256).optional(),
+  DETQ_ENGINE: engineChoiceSchema.default('onnxruntime-cpu'),
+  DETQ_HALF: bool.default(false),
+  /** The CUDA device this worker uses (`detq worker --gpus` sets it per child). */
+  DETQ_DEVICE: int(0, 1023).optional(),
+  /** Port of the worker's /healthz, /readyz and /metrics; none when unset. */
+  DETQ_WORKER_PORT: int(0, 65535).optional(),
+  DETQ_PROGRESS_MS: int(10).default(5000),
+  DETQ_LOCK_MS: int(1000).default(30_000),
+  DETQ_CHUNK_ATTEMPTS: int(1, 100).default(5),
+  DETQ_STATS_MS: int(100).default(30_000),
+  /** Signs webhooks of jobs enqueued without a token (the CLI); token jobs use the token's webhookSecret. */
+  DETQ_WEBHOOK_SECRET: z.string().min(16).optional(),
+});
+export type WorkerEnv = z.infer<typeof workerEnvSchema>;
+
+/** A bad environment (exit 2): `message` has one line per variable, `DETQ_X: must be … (got "…")`. */
+export class EnvError extends FatalError {
+  constructor(
+    readonly variables: string[],
+    message: string,
+  ) {
+    super('USAGE', message);
+    this.name = 'EnvError';
+  }
+}
+
+/** Parses the env with a process's schema; empty strings count as unset. Throws EnvError. */
+export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => {
+    const name = String(i.path[0] ?? '(env)');
+    const got = present[name];
+    return { name, line: `${name}: ${i.message}${got === undefined ? '' : ` (got ${JSON.stringify(got)})`}` };
+  });
+  throw new EnvError(lines.map((l) => l.name), lines.map((l) => l.line).join('\n'));
+}
