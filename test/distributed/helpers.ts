@@ -62,5 +62,5 @@ export function waitForEnd(client: JobClient, id: string, timeoutMs?: number): P
 
 export interface Manifest {
   total: number;
-  images: { key: string; uri: string; result?: string; line?: number; error?: { code: string; message: string } }[];
+  images: { key: string; uri: string; result?: string; line?: number; skipped?: true; error?: { code: string; message: string } }[];
 }

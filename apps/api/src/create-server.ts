@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { describeIssues, DetqError, jobSpecSchema, jobStatusSchema, scheduleSpecSchema, TERMINAL_STATUSES, type JobSpec } from '@detq/core';
-import { CHUNK_QUEUE, isWebhookAllowed, JobClient, ScheduleClient, type DetqQueues } from '@detq/queue';
+import { CHUNK_QUEUE, isWebhookAllowed, JobClient, OutputBusyError, ScheduleClient, type DetqQueues } from '@detq/queue';
 import { inScope, type TokenEntry, type TokenStore } from './token-store';
 import { openApiDocument } from './openapi';
 import { renderMetrics } from './metrics';
@@ -87,7 +87,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (!token) return reply;
     const spec = admit(token, req.body, reply);
     if (!spec) return reply;
-    const res = await jobs.enqueue(spec, token.name);
+    const res = await jobs.enqueue(spec, token.name).catch((err: unknown) => {
+      if (err instanceof OutputBusyError) return err;
+      throw err;
+    });
+    if (res instanceof OutputBusyError) return reply.code(409).send({ error: res.message, runningJob: res.runningJobId });
     return reply.code(res.existing ? 200 : 202).send({ id: res.id, status: res.status, existing: res.existing, links: links(res.id) });
   });
 

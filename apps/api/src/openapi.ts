@@ -53,6 +53,7 @@ export function openApiDocument(): object {
             202: { description: 'accepted', ...json({ type: 'object', properties: { id: { type: 'string' }, status: { type: 'string' }, links: { type: 'object' } } }) },
             200: { description: 'the job this idempotency key already created' },
             ...errors,
+            409: { description: 'a live job already writes to this output prefix (`runningJob` names it)' },
             413: { description: 'body above the limit' },
           },
         },

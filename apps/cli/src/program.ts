@@ -8,6 +8,7 @@ import * as enqueueCommand from './commands/enqueue';
 import * as statusCommand from './commands/status';
 import * as watchCommand from './commands/watch';
 import * as cancelCommand from './commands/cancel';
+import * as finaliseCommand from './commands/finalise';
 import * as workerCommand from './commands/worker';
 import * as apiCommand from './commands/api';
 import * as scheduleCommand from './commands/schedule';
@@ -20,6 +21,6 @@ export function createProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  for (const command of [label, evalCommand, info, bench, buildEngine, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
+  for (const command of [label, evalCommand, info, bench, buildEngine, enqueueCommand, statusCommand, watchCommand, cancelCommand, finaliseCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
   return program;
 }

@@ -10,6 +10,7 @@ import {
   Finaliser,
   Planner,
   queueConfigFromEnv,
+  Reconciler,
   SET_QUEUE,
   SetProcessor,
   webhookHostsFromEnv,
@@ -41,6 +42,8 @@ export interface WorkerSettings {
   webhookHosts: string[];
   /** How often batch statistics go to Redis for /metrics. */
   statsIntervalMs: number;
+  /** How often the worker reconciles live jobs with BullMQ and drops expired ones from the index. */
+  sweepIntervalMs: number;
 }
 
 function engineChoiceFromEnv(value: string | undefined): EngineChoice {
@@ -65,6 +68,7 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
     webhookHosts: webhookHostsFromEnv(env),
     statsIntervalMs: int(env.DETQ_STATS_MS, 30_000),
+    sweepIntervalMs: int(env.DETQ_SWEEP_MS, 60_000),
   };
 }
 
@@ -139,6 +143,11 @@ export async function createWorker(
     w.on('failed', (job, err) => log(`${w.name} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
     w.on('error', (err) => log(`${w.name} worker error: ${err.message}`));
   }
+  // A set job BullMQ failed outside the processor (stall limit) must not stay `running` in detq's store.
+  const reconciler = new Reconciler(queues);
+  setWorker.on('failed', (job) => void reconciler.onSetFailed(job).catch((err: Error) => log(`reconcile ${job?.id}: ${err.message}`)));
+  const sweeper = setInterval(() => void reconciler.sweep().catch((err: Error) => log(`sweep: ${err.message}`)), settings.sweepIntervalMs);
+  sweeper.unref();
   const workerId = `${hostname()}:${process.pid}`;
   const report = async () => queues.metrics.reportWorker(workerId, { ...(await pool.stats()), at: Date.now() });
   const reporter = setInterval(() => void report().catch(() => undefined), settings.statsIntervalMs);
@@ -148,6 +157,7 @@ export async function createWorker(
     queues,
     async close() {
       clearInterval(reporter);
+      clearInterval(sweeper);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
       await progress.close();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));

@@ -21,7 +21,7 @@ export class DetqQueues {
     const opts = { connection: redis, prefix: config.prefix };
     this.sets = new Queue<SetJobData>(SET_QUEUE, opts);
     this.chunks = new Queue<ChunkJobData>(CHUNK_QUEUE, opts);
-    this.jobs = new JobStore(redis, config.prefix);
+    this.jobs = new JobStore(redis, config.prefix, config.jobTtlSeconds);
     this.index = new IncrementalIndex(redis, config.prefix);
     this.metrics = new MetricsStore(redis, this.jobs);
   }

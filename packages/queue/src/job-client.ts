@@ -18,6 +18,8 @@ export interface JobView {
   startedAt?: string;
   finishedAt?: string;
   error?: string;
+  /** A note, e.g. that an incremental run found nothing new and left the outputs unchanged. */
+  message?: string;
   scheduleId?: string;
   metadata?: JobSpec['metadata'];
 }
@@ -40,15 +42,19 @@ export const SET_JOB_OPTIONS = {
 export class JobClient {
   constructor(private readonly queues: DetqQueues) {}
 
-  /** `scope` namespaces idempotency keys (the API passes the token name). */
+  /**
+   * `scope` namespaces idempotency keys (the API passes the token name). Throws OutputBusyError when a
+   * live job already writes to the spec's output prefix.
+   */
   async enqueue(spec: JobSpec, scope = ''): Promise<EnqueueResult> {
     const { jobs, sets } = this.queues;
     const id = spec.idempotencyKey ? JobStore.idFor(`${scope}\n${spec.idempotencyKey}`) : JobStore.newId();
     if (!(await jobs.create(id, { spec, output: outputFor(spec) }))) {
       return { id, status: (await jobs.status(id)) ?? 'queued', existing: true };
     }
+    const kept = { age: jobs.ttlSeconds };
     try {
-      await sets.add('set', { spec }, { ...SET_JOB_OPTIONS, jobId: id, ...(spec.priority && { priority: spec.priority }) });
+      await sets.add('set', { spec }, { ...SET_JOB_OPTIONS, removeOnComplete: kept, removeOnFail: kept, jobId: id, ...(spec.priority && { priority: spec.priority }) });
     } catch (err) {
       await jobs.remove(id).catch(() => undefined);
       throw err;
@@ -79,6 +85,9 @@ export class JobClient {
     const processed = s.done;
     const end = s.finishedAt ?? now;
     const seconds = s.startedAt ? (end - s.startedAt) / 1000 : 0;
+    // img/s is images labelled (error records excepted) over the job's wall time; the ETA uses all
+    // processed images, errors included, since those take time too.
+    const labelledRate = seconds > 0 ? (s.done - s.failed) / seconds : 0;
     const rate = seconds > 0 ? processed / seconds : 0;
     const left = s.total - processed;
     const ended = TERMINAL_STATUSES.includes(s.status);
@@ -87,13 +96,14 @@ export class JobClient {
       status: s.status,
       counts: { total: s.total, done: s.done, failed: s.failed },
       progress: s.planned ? (s.total ? processed / s.total : 1) : null,
-      imagesPerSecond: Number(rate.toFixed(2)),
+      imagesPerSecond: Number(labelledRate.toFixed(2)),
       eta: ended ? 0 : s.planned && rate > 0 ? Math.round(left / rate) : null,
       output: s.output,
       createdAt: new Date(s.createdAt).toISOString(),
       ...(s.startedAt && { startedAt: new Date(s.startedAt).toISOString() }),
       ...(s.finishedAt && { finishedAt: new Date(s.finishedAt).toISOString() }),
       ...(s.error && { error: s.error }),
+      ...(s.message && { message: s.message }),
       ...(s.scheduleId && { scheduleId: s.scheduleId }),
       ...(s.spec.metadata && { metadata: s.spec.metadata }),
     };
