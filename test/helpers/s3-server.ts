@@ -9,7 +9,7 @@ import S3rver from 's3rver';
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
-  on(event: 'event', listener: (e: { Records: { eventName: string }[] }) => void): void;
+  on(event: 'event', listener: (e: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => void): void;
 }
 
 /** s3rver's fixed credentials: every request must be signed with them. */
@@ -25,6 +25,8 @@ export interface TestS3Server {
   env: Record<string, string>;
   /** PUT Object requests served so far (benchmarks count S3 writes with it). */
   puts(): number;
+  /** Keys of the objects written by a completed multipart upload so far. */
+  multipartUploads(): string[];
   stop(): Promise<void>;
 }
 
@@ -45,8 +47,11 @@ export async function startS3Server(buckets: readonly string[] = ['in', 'out']):
     configureBuckets: buckets.map((name) => ({ name })),
   }) as S3rverInstance;
   let puts = 0;
+  const multipart: string[] = [];
   server.on('event', (e) => {
     if (e.Records[0]?.eventName === 'ObjectCreated:Put') puts++;
+    // s3rver reports a completed multipart upload as a Post.
+    if (e.Records[0]?.eventName === 'ObjectCreated:Post') multipart.push(e.Records[0].s3.object.key);
   });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
@@ -60,6 +65,7 @@ export async function startS3Server(buckets: readonly string[] = ['in', 'out']):
       AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     },
     puts: () => puts,
+    multipartUploads: () => [...multipart],
     async stop() {
       await server.close();
       await rm(directory, { recursive: true, force: true });

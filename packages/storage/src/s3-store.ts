@@ -69,20 +69,24 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /**
+   * Pages by StartAfter (the last key of the previous page) rather than continuation tokens: a fresh and a
+   * resumed listing make the same requests, and servers that encrypt their tokens (s3rver) need no legacy
+   * crypto for listings of more than 1000 keys.
+   */
   async *list(prefixUri: string, options: ListOptions = {}): AsyncIterable<ObjectEntry> {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
-    const startAfter = options.startAfter === undefined ? undefined : parseS3Uri(options.startAfter).key;
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, ...(!token && startAfter && { StartAfter: startAfter }) }),
-      );
+    let after = options.startAfter === undefined ? undefined : parseS3Uri(options.startAfter).key;
+    for (;;) {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(after && { StartAfter: after }) }));
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;
         yield { uri: `s3://${bucket}/${o.Key}`, size: o.Size ?? 0, etag: o.ETag?.replaceAll('"', '') };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      const last = page.Contents?.at(-1)?.Key;
+      if (!page.IsTruncated || !last) return;
+      after = last;
+    }
   }
 
   destroy(): void {
