@@ -1,7 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { REPO_ROOT } from '@detq/core';
 import { badImages, COCO_IMAGES } from '../helpers/fixtures';
 import type { JobClient, JobView, QueueConfig } from '@detq/queue';
 import type { ObjectStore } from '@detq/storage';
@@ -28,10 +31,46 @@ export async function dropPrefix(prefix: string): Promise<void> {
   }
 }
 
-/** The acceptance set's 8 kinds of bad files (one per kind), keyed `bad/<name>`, with their expected codes. */
-export function badFiles(): Record<string, { bytes: Buffer; code: string }> {
+/**
+ * The acceptance set's 8 kinds of bad files (one per kind), keyed `bad/<name>`, with their expected codes.
+ * Given the set's image names, each bad file is keyed to sort right after one of them instead
+ * (`<image>-bad-<name>`, evenly spread), so the bad files land in several chunks.
+ */
+export function badFiles(spreadAmong?: readonly string[]): Record<string, { bytes: Buffer; code: string }> {
   const { 'header-only.jpg': _sameKindAsTruncated, ...eight } = badImages();
-  return Object.fromEntries(Object.entries(eight).map(([name, f]) => [`bad/${name}`, f]));
+  const entries = Object.entries(eight);
+  const step = spreadAmong ? Math.floor(spreadAmong.length / entries.length) : 0;
+  return Object.fromEntries(
+    entries.map(([name, f], i) => [spreadAmong ? `${spreadAmong[i * step]!.replace(/\.[^.]+$/, '')}-bad-${name}` : `bad/${name}`, f]),
+  );
+}
+
+const DETQ = join(REPO_ROOT, 'apps/cli/bin/detq.js');
+
+export interface Proc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `detq <args>` as a real process, collecting its output. */
+export function startDetq(args: string[], env: NodeJS.ProcessEnv): Proc {
+  const child = spawn(process.execPath, [DETQ, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, output: () => out, exited };
+}
+
+export async function freePort(): Promise<number> {
+  const srv = createNetServer().listen(0, '127.0.0.1');
+  await new Promise((r) => srv.once('listening', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
 }
 
 /** Uploads coco images (as `<prefix><name>`) and optional extra files; returns the keys written. */

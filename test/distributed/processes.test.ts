@@ -1,42 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '@detq/api';
-import { REPO_ROOT } from '@detq/core';
 import { DetqQueues, JobClient } from '@detq/queue';
 import { S3Store, s3ConfigFromEnv } from '@detq/storage';
 import { startS3Server, type TestS3Server } from '../helpers/s3-server';
 import { cocoImageNames, tempDir } from '../helpers/fixtures';
-import { badFiles, dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
-
-const DETQ = join(REPO_ROOT, 'apps/cli/bin/detq.js');
-
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function start(args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [DETQ, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, output: () => out, exited };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer().listen(0, '127.0.0.1');
-  await new Promise((r) => srv.once('listening', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { badFiles, dropPrefix, freePort, startDetq as start, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest, type Proc } from './helpers';
 
 type Coco = { images: { id: number; file_name: string }[]; annotations: { image_id: number; category_id: number; bbox: number[]; score: number }[] };
 
@@ -62,7 +32,8 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
   let dir: string;
   const token = createToken('ci', ['s3://in/*', 's3://out/*']);
   const config = testQueueConfig();
-  const bad = badFiles();
+  // Bad files sort among the coco images, so they land in several chunks.
+  const bad = badFiles(cocoImageNames());
   const procs: Proc[] = [];
   const worker = () => {
     const p = start(['worker'], env);
@@ -136,7 +107,9 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     expect(view.counts).toEqual({ total: 136, done: 136, failed: 8 });
     const manifest = await manifestOf('s3://out/run1/');
     expect(manifest.images.map((i) => i.key).sort()).toEqual(keys);
-    for (const e of manifest.images) expect(Boolean(e.error), e.key).toBe(e.key in bad);
+    for (const e of manifest.images) expect(e.error?.code, e.key).toBe(bad[e.key]?.code);
+    const badChunks = new Set(manifest.images.filter((e) => e.key in bad).map((e) => Math.floor(keys.indexOf(e.key) / 16)));
+    expect(badChunks.size).toBeGreaterThan(1);
     const summary = JSON.parse((await store.get('s3://out/run1/summary.json')).toString());
     expect(summary.counts).toMatchObject({ total: 136, labelled: 128, failed: 8 });
     // Both workers took part: each reported frames to the metrics hash.
@@ -191,6 +164,7 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     const recordKeys = lines.map((l) => (JSON.parse(l) as { key: string }).key);
     expect(recordKeys.sort()).toEqual(keys);
     expect(manifest.images.filter((i) => i.error).map((i) => i.key).sort()).toEqual(Object.keys(bad).sort());
+    for (const e of manifest.images) expect(e.error?.code, e.key).toBe(bad[e.key]?.code);
     c.child.kill('SIGTERM');
     expect((await c.exited).code).toBe(0);
   }, 240_000);
