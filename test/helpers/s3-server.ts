@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,6 +31,47 @@ export interface TestS3Server {
   stop(): Promise<void>;
 }
 
+function s3Env(endpoint: string): Record<string, string> {
+  return {
+    S3_ENDPOINT: endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  };
+}
+
+/**
+ * startS3Server() in a child process started with --openssl-legacy-provider, for listings of more than
+ * 1000 keys (see the note below) from a test process that cannot turn the provider on itself. Buckets
+ * `in` and `out`; puts() and multipartUploads() are not counted across the process boundary (always 0 / []).
+ */
+export async function startS3ServerProcess(): Promise<TestS3Server> {
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', join(import.meta.dirname, 's3-server-main.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { endpoint: string }).endpoint);
+    });
+    child.once('exit', (code) => reject(new Error(`the S3 server process exited (${code})`)));
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    endpoint,
+    env: s3Env(endpoint),
+    puts: () => 0,
+    multipartUploads: () => [],
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
 /**
  * Note: s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 only has in its legacy
  * provider: a listing of more than 1000 keys needs the process started with --openssl-legacy-provider.
@@ -57,13 +99,7 @@ export async function startS3Server(buckets: readonly string[] = ['in', 'out']):
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
-    env: {
-      S3_ENDPOINT: endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    },
+    env: s3Env(endpoint),
     puts: () => puts,
     multipartUploads: () => [...multipart],
     async stop() {

@@ -70,9 +70,8 @@ export class S3Store implements ObjectStore {
   }
 
   /**
-   * Pages by StartAfter (the last key of the previous page) rather than continuation tokens: a fresh and a
-   * resumed listing make the same requests, and servers that encrypt their tokens (s3rver) need no legacy
-   * crypto for listings of more than 1000 keys.
+   * Pages by StartAfter (the last key of the previous page) rather than continuation tokens, so a fresh
+   * and a resumed listing (startAfter: the last key a planner recorded) are the same requests.
    */
   async *list(prefixUri: string, options: ListOptions = {}): AsyncIterable<ObjectEntry> {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
