@@ -267,6 +267,30 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
     }
   }, 60_000);
 
+  it('honest progress: a chunk re-run from 0 never lowers nor doubles the counts; img/s counts labelled images only', async () => {
+    const cfg = testQueueConfig();
+    const q = new DetqQueues(cfg);
+    try {
+      const id = 'progress';
+      await q.jobs.create(id, { spec: jobSpecSchema.parse({ input: { uri: 's3://in/p/' }, output: { uri: 's3://out/p/' } }), output: 's3://out/p/' });
+      const startedAt = Date.now();
+      await q.jobs.setStatus(id, 'running', { startedAt, total: 512, planned: 1 });
+      await q.jobs.reportChunks(id, [[0, 200, 10], [1, 50, 0]]);
+      // Chunk 0's lock was lost: its second run starts again from 0 and reports lower counts.
+      await q.jobs.reportChunks(id, [[0, 30, 0], [1, 60, 0]]);
+      expect(await q.jobs.get(id)).toMatchObject({ done: 260, failed: 10 });
+      await q.jobs.reportChunks(id, [[0, 256, 12]]);
+      const view = JobClient.toView((await q.jobs.get(id))!, startedAt + 10_000);
+      expect(view.counts).toEqual({ total: 512, done: 316, failed: 12 });
+      // 316 - 12 images labelled in 10 s of wall time; the ETA counts every processed image.
+      expect(view.imagesPerSecond).toBe(30.4);
+      expect(view.eta).toBe(Math.round((512 - 316) / 31.6));
+    } finally {
+      await q.close();
+      await dropPrefix(cfg.prefix);
+    }
+  });
+
   it('an incremental re-run into the same output after a cancel, then one with nothing new: every image exactly once, earlier results kept', async () => {
     const keys = await uploadSet(store, 's3://in/rerun/', cocoImageNames(12));
     const spec = { input: { uri: 's3://in/rerun/' }, output: { uri: 's3://out/rerun/', formats: ['jsonl' as const, 'coco' as const] }, chunkSize: 3, incremental: true };
