@@ -102,8 +102,9 @@ export class Planner {
       attempts: this.deps.attempts,
       backoff: { type: 'exponential', delay: 1000 },
       ...(spec.priority && { priority: spec.priority }),
-      // The result lives in S3 and the plan in the job state: a finished chunk job keeps nothing needed.
-      removeOnComplete: { age: 3600, count: 1000 },
+      // The result lives in S3 and the plan in the job state: a finished chunk job keeps nothing needed
+      // (the last 100 stay an hour for inspection).
+      removeOnComplete: { age: 3600, count: 100 },
       removeOnFail: { age: this.deps.jobs.ttlSeconds },
     });
   }
