@@ -74,6 +74,12 @@ const seconds = (performance.now() - t0) / 1000;
 // Past the TTL, after a sweep: what is left of 1,000 jobs.
 await new Promise((r) => setTimeout(r, (TTL + 2) * 1000));
 rows.push({ jobs: done, ...(await sample()) });
+// What is left, by kind (ids replaced by *).
+const kinds = new Map<string, number>();
+for (const key of await redis.keys('*')) {
+  const kind = key.replace(prefix, '').replace(/:[0-9a-z]{18,}(-c\d+)?\b/g, ':*').replace(/:\d+$/, ':*');
+  kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+}
 
 await worker.close();
 await queues.close();
@@ -87,5 +93,6 @@ for (const [i, r] of rows.entries())
   console.log(`${String(r.jobs).padStart(10)}   ${`${(r.memory / 1024 / 1024).toFixed(2)} MiB`.padStart(17)}   ${String(r.keys).padStart(4)}${i === rows.length - 1 ? `   (${TTL + 2} s after the last job)` : ''}`);
 const first = rows.find((r) => r.jobs >= 200) ?? rows[0]!;
 const last = rows.at(-1)!;
+console.log(`keys left: ${[...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ')}`);
 console.log(`memory from ${first.jobs} to ${JOBS} jobs: ${((last.memory / first.memory - 1) * 100).toFixed(1)}% (flat means retention works)`);
 process.exit(0);
