@@ -16,9 +16,10 @@ const jobView = {
     status: z.toJSONSchema(jobStatusSchema),
     counts: { type: 'object', properties: { total: { type: 'integer' }, done: { type: 'integer' }, failed: { type: 'integer' } } },
     progress: { type: ['number', 'null'] },
-    imagesPerSecond: { type: 'number' },
+    imagesPerSecond: { type: 'number', description: 'images labelled (error records excepted) per second of wall time' },
     eta: { type: ['number', 'null'], description: 'seconds' },
     output: { type: 'string' },
+    message: { type: 'string', description: 'e.g. an incremental run that found nothing new left the outputs unchanged' },
   },
 };
 
