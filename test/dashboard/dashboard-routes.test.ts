@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,9 @@ class CountingStore implements ObjectStore {
   }
   put(uri: string, body: Buffer | string, contentType?: string) {
     return this.inner.put(uri, body, contentType);
+  }
+  upload(uri: string, body: Readable, contentType?: string) {
+    return this.inner.upload(uri, body, contentType);
   }
   list(prefixUri: string) {
     return this.inner.list(prefixUri);
@@ -62,13 +66,13 @@ describe('dashboard API routes: scope, caps, cache, paging, cron preview', () =>
       record('big.jpg', 1600, 1600, { detections: [{ box: [0, 0, 10, 10], confidence: 0.5, class_id: 2, class_name: 'car' }] }),
       record('bad/empty.jpg', 0, 0, { error: { code: 'EMPTY_FILE', message: 'the file is empty (0 bytes)' } }),
     ];
-    await store.put(`s3://out/alice/d/${chunkResultKey(0)}`, records.map((r) => JSON.stringify(r)).join('\n'));
+    await store.put(`s3://out/alice/d/${chunkResultKey(id, 0)}`, records.map((r) => JSON.stringify(r)).join('\n'));
     await store.put('s3://out/alice/d/summary.json', JSON.stringify({ files: [] }));
     queues = new DetqQueues(config);
     const spec = jobSpecSchema.parse({ input: { uri: 's3://in/d/' }, output: { uri: 's3://out/alice/d/' } });
     await queues.jobs.create(id, { spec, output: spec.output.uri });
     // Two chunks planned, one written: the job is still running.
-    await queues.jobs.recordPlanned(id, records.length + 5, 2);
+    await queues.jobs.update(id, { total: records.length + 5, chunks: 2 });
     app = Fastify();
     await app.register(dashboardRoutes, { queues, tokens: new TokenStore([alice.entry, bob.entry]), store, maxImageBytes: 1024 * 1024, maxDownloadBytes: 1024 });
   }, 60_000);
@@ -126,7 +130,7 @@ describe('dashboard API routes: scope, caps, cache, paging, cron preview', () =>
     expect([summary.statusCode, summary.json()]).toEqual([200, { files: [] }]);
     expect((await get(`/v1/jobs/${id}/file?uri=s3://in/d/${photo}`)).statusCode).toBe(400);
     expect((await get(`/v1/jobs/${id}/file?uri=s3://out/alice/d/../x`)).statusCode).toBe(400);
-    expect((await get(`/v1/jobs/${id}/file?uri=s3://out/alice/d/${chunkResultKey(0)}`)).statusCode).toBe(413);
+    expect((await get(`/v1/jobs/${id}/file?uri=s3://out/alice/d/${chunkResultKey(id, 0)}`)).statusCode).toBe(413);
   });
 
   it('cron preview: the next runs from the parser BullMQ uses; a bad pattern is a field error', async () => {

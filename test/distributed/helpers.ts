@@ -31,10 +31,18 @@ export async function dropPrefix(prefix: string): Promise<void> {
   }
 }
 
-/** The acceptance set's 8 kinds of bad files (one per kind), keyed `bad/<name>`, with their expected codes. */
-export function badFiles(): Record<string, { bytes: Buffer; code: string }> {
+/**
+ * The acceptance set's 8 kinds of bad files (one per kind), keyed `bad/<name>`, with their expected codes.
+ * Given the set's image names, each bad file is keyed to sort right after one of them instead
+ * (`<image>-bad-<name>`, evenly spread), so the bad files land in several chunks.
+ */
+export function badFiles(spreadAmong?: readonly string[]): Record<string, { bytes: Buffer; code: string }> {
   const { 'header-only.jpg': _sameKindAsTruncated, ...eight } = badImages();
-  return Object.fromEntries(Object.entries(eight).map(([name, f]) => [`bad/${name}`, f]));
+  const entries = Object.entries(eight);
+  const step = spreadAmong ? Math.floor(spreadAmong.length / entries.length) : 0;
+  return Object.fromEntries(
+    entries.map(([name, f], i) => [spreadAmong ? `${spreadAmong[i * step]!.replace(/\.[^.]+$/, '')}-bad-${name}` : `bad/${name}`, f]),
+  );
 }
 
 /** Uploads coco images (as `<prefix><name>`) and optional extra files; returns the keys written. */
@@ -65,7 +73,7 @@ export function waitForEnd(client: JobClient, id: string, timeoutMs?: number): P
 
 export interface Manifest {
   total: number;
-  images: { key: string; uri: string; result?: string; line?: number; error?: { code: string; message: string } }[];
+  images: { key: string; uri: string; result?: string; line?: number; skipped?: true; error?: { code: string; message: string } }[];
 }
 
 export const DETQ_BIN = join(REPO_ROOT, 'apps/cli/bin/detq.js');

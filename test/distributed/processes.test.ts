@@ -32,7 +32,8 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
   let dir: string;
   const token = createToken('ci', ['s3://in/*', 's3://out/*']);
   const config = testQueueConfig();
-  const bad = badFiles();
+  // Bad files sort among the coco images, so they land in several chunks.
+  const bad = badFiles(cocoImageNames());
   const procs: DetqProcess[] = [];
   const worker = () => {
     const p = startDetq(['worker'], env);
@@ -106,7 +107,9 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     expect(view.counts).toEqual({ total: 136, done: 136, failed: 8 });
     const manifest = await manifestOf('s3://out/run1/');
     expect(manifest.images.map((i) => i.key).sort()).toEqual(keys);
-    for (const e of manifest.images) expect(Boolean(e.error), e.key).toBe(e.key in bad);
+    for (const e of manifest.images) expect(e.error?.code, e.key).toBe(bad[e.key]?.code);
+    const badChunks = new Set(manifest.images.filter((e) => e.key in bad).map((e) => Math.floor(keys.indexOf(e.key) / 16)));
+    expect(badChunks.size).toBeGreaterThan(1);
     const summary = JSON.parse((await store.get('s3://out/run1/summary.json')).toString());
     expect(summary.counts).toMatchObject({ total: 136, labelled: 128, failed: 8 });
     // Both workers took part: each reported frames to the metrics hash.
@@ -161,6 +164,7 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
     const recordKeys = lines.map((l) => (JSON.parse(l) as { key: string }).key);
     expect(recordKeys.sort()).toEqual(keys);
     expect(manifest.images.filter((i) => i.error).map((i) => i.key).sort()).toEqual(Object.keys(bad).sort());
+    for (const e of manifest.images) expect(e.error?.code, e.key).toBe(bad[e.key]?.code);
     c.child.kill('SIGTERM');
     expect((await c.exited).code).toBe(0);
   }, 240_000);

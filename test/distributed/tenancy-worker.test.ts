@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { createHmac } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -28,6 +29,9 @@ class CountingStore implements ObjectStore {
   }
   put(uri: string, body: Buffer | string, contentType?: string) {
     return this.inner.put(uri, body, contentType);
+  }
+  upload(uri: string, body: Readable, contentType?: string) {
+    return this.inner.upload(uri, body, contentType);
   }
   list(prefix: string) {
     return this.inner.list(prefix);

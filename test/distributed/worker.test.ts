@@ -49,10 +49,12 @@ describe('worker (in process): sets, cancel, SSE, schedules', () => {
     const manifest = JSON.parse((await store.get('s3://out/small/manifest.json')).toString()) as Manifest;
     expect(manifest.images.map((i) => i.key).sort()).toEqual(keys);
     for (const entry of manifest.images) {
-      // The exact code per kind is issue 2's contract (test/integration); here: a documented code, per file.
-      if (entry.key in bad) expect(Object.keys(IMAGE_ERROR_CODES), entry.key).toContain(entry.error?.code);
-      else expect(entry.result, entry.key).toMatch(/^chunks\/\d{5}\.jsonl$/);
+      // Every bad file gets its own exact code (never a chunk-level CHUNK_FAILED), spread over several chunks.
+      if (entry.key in bad) expect(entry.error?.code, entry.key).toBe(bad[entry.key]!.code);
+      else expect(entry.result, entry.key).toBe(`_detq/${id}/chunks/${entry.result!.slice(-11)}`);
     }
+    const chunksWithBadFiles = new Set(manifest.images.filter((e) => e.key in bad).map((e) => Math.floor(keys.indexOf(e.key) / 6)));
+    expect(chunksWithBadFiles.size).toBeGreaterThan(1);
     // The same summary schema as `detq label` writes.
     const summary = runSummarySchema.parse(JSON.parse((await store.get('s3://out/small/summary.json')).toString()));
     expect(summary.counts.failed).toBe(Object.keys(bad).length);
@@ -117,7 +119,7 @@ describe('worker (in process): sets, cancel, SSE, schedules', () => {
     const old = cocoImageNames();
     await uploadSet(store, 's3://in/nightly/', old);
     const spec = jobSpecSchema.parse({ input: { uri: 's3://in/nightly/' }, output: { uri: 's3://out/nightly/' }, incremental: true });
-    const first = await waitForEnd(client, (await client.enqueue(spec)).id);
+    const first = await waitForEnd(client, (await client.enqueue(spec)).id, 240_000);
     expect(first.counts).toMatchObject({ total: 128, done: 128 });
 
     const fresh = old.slice(0, 20).map((name) => `new/${name}`);
@@ -135,11 +137,21 @@ describe('worker (in process): sets, cancel, SSE, schedules', () => {
     } finally {
       await schedules.remove('nightly');
     }
-    const run = await waitForEnd(client, runId);
+    const run = await waitForEnd(client, runId, 120_000);
     expect(run.status).toBe('completed');
     expect(run.counts).toMatchObject({ total: 20, done: 20, failed: 0 });
     expect(run.output).toMatch(/^s3:\/\/out\/nightly\/runs\/\d{8}T\d{6}Z\/$/);
+    // The run's manifest names every input once: the 20 new ones labelled by it, the 128 others pointing
+    // at the first job's records.
     const manifest = JSON.parse((await store.get(`${run.output}manifest.json`)).toString()) as Manifest;
-    expect(manifest.images.map((i) => i.key).sort()).toEqual(fresh.sort());
-  }, 120_000);
+    expect(manifest.images.map((i) => i.key).sort()).toEqual([...old, ...fresh].sort());
+    for (const e of manifest.images) {
+      if (fresh.includes(e.key)) expect(e.result, e.key).toMatch(new RegExp(`^_detq/${runId.replaceAll(':', '_')}/chunks/`));
+      else expect(e.result, e.key).toMatch(new RegExp(`^s3://out/nightly/_detq/${first.id}/chunks/\\d{5}\\.jsonl$`));
+    }
+    const summary = JSON.parse((await store.get(`${run.output}summary.json`)).toString());
+    expect(summary.counts).toMatchObject({ total: 148, labelled: 20, skipped: 128, failed: 0 });
+    const lines = (await store.get(`${run.output}detections.jsonl`)).toString().trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { key: string }).key).sort()).toEqual([...old, ...fresh].sort());
+  }, 420_000);
 });

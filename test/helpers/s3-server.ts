@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import S3rver from 's3rver';
 interface S3rverInstance {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
-  on(event: 'event', listener: (e: { Records: { eventName: string }[] }) => void): void;
+  on(event: 'event', listener: (e: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => void): void;
 }
 
 /** s3rver's fixed credentials: every request must be signed with them. */
@@ -25,7 +26,50 @@ export interface TestS3Server {
   env: Record<string, string>;
   /** PUT Object requests served so far (benchmarks count S3 writes with it). */
   puts(): number;
+  /** Keys of the objects written by a completed multipart upload so far. */
+  multipartUploads(): string[];
   stop(): Promise<void>;
+}
+
+function s3Env(endpoint: string): Record<string, string> {
+  return {
+    S3_ENDPOINT: endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+  };
+}
+
+/**
+ * startS3Server() in a child process started with --openssl-legacy-provider, for listings of more than
+ * 1000 keys (see the note below) from a test process that cannot turn the provider on itself. Buckets
+ * `in` and `out`; puts() and multipartUploads() are not counted across the process boundary (always 0 / []).
+ */
+export async function startS3ServerProcess(): Promise<TestS3Server> {
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', '--import', 'tsx', join(import.meta.dirname, 's3-server-main.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { endpoint: string }).endpoint);
+    });
+    child.once('exit', (code) => reject(new Error(`the S3 server process exited (${code})`)));
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    endpoint,
+    env: s3Env(endpoint),
+    puts: () => 0,
+    multipartUploads: () => [],
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
 
 /**
@@ -45,21 +89,19 @@ export async function startS3Server(buckets: readonly string[] = ['in', 'out']):
     configureBuckets: buckets.map((name) => ({ name })),
   }) as S3rverInstance;
   let puts = 0;
+  const multipart: string[] = [];
   server.on('event', (e) => {
     if (e.Records[0]?.eventName === 'ObjectCreated:Put') puts++;
+    // s3rver reports a completed multipart upload as a Post.
+    if (e.Records[0]?.eventName === 'ObjectCreated:Post') multipart.push(e.Records[0].s3.object.key);
   });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
-    env: {
-      S3_ENDPOINT: endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-    },
+    env: s3Env(endpoint),
     puts: () => puts,
+    multipartUploads: () => [...multipart],
     async stop() {
       await server.close();
       await rm(directory, { recursive: true, force: true });

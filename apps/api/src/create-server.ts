@@ -18,6 +18,7 @@ import {
   DETQ_VERSION,
   enqueueResponseSchema,
   errorBodySchema,
+  outputBusySchema,
   idParamsSchema,
   inScope,
   jobListQuerySchema,
@@ -35,7 +36,7 @@ import {
   type JobSpec,
   type ResolvedCaps,
 } from '@detq/core';
-import { DEFAULT_MIN_SCHEDULE_INTERVAL_S, JobClient, manifestUris, ScheduleClient, webhookAddressProblem, type Caller, type DetqQueues, type WebhookPolicy } from '@detq/queue';
+import { DEFAULT_MIN_SCHEDULE_INTERVAL_S, JobClient, manifestUris, OutputBusyError, ScheduleClient, webhookAddressProblem, type Caller, type DetqQueues, type WebhookPolicy } from '@detq/queue';
 import type { TokenEntry, TokenStore } from './token-store';
 import { createMetricsRegistry } from './metrics';
 import { dashboardRoutes } from './dashboard-routes';
@@ -288,14 +289,18 @@ export function createServer(options: ServerOptions): FastifyInstance {
       schema: {
         summary: 'Enqueue an image-set job',
         body: jobSpecSchema,
-        response: { 200: enqueueResponseSchema.describe('the job this idempotency key already created'), 202: enqueueResponseSchema, 403: errorBodySchema, 413: errorBodySchema, ...errors },
+        response: { 200: enqueueResponseSchema.describe('the job this idempotency key already created'), 202: enqueueResponseSchema, 403: errorBodySchema, 409: outputBusySchema, 413: errorBodySchema, ...errors },
       },
     },
     async (req, reply) => {
       const token = req.token!;
       if (!(await admit(token, req.body, reply))) return reply;
       if (!(await withinQuota(token, req.body, reply))) return reply;
-      const res = await jobs.enqueue(req.body, { principal: token.name, caps: capsOf(token) });
+      const res = await jobs.enqueue(req.body, { principal: token.name, caps: capsOf(token) }).catch((err: unknown) => {
+        if (err instanceof OutputBusyError) return err;
+        throw err;
+      });
+      if (res instanceof OutputBusyError) return reply.code(409).send({ error: res.message, runningJob: res.runningJobId });
       req.auditJobId = res.id;
       return reply.code(res.existing ? 200 : 202).send({ id: res.id, status: res.status, existing: res.existing, links: links(res.id) });
     },

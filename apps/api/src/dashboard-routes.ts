@@ -90,7 +90,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
    * ETags, so a chunk rewritten by a retry is read again); chunks not written yet are skipped.
    */
   const recordsOf = async (s: ObjectStore, job: JobState): Promise<ImageRecord[]> => {
-    const uris = Array.from({ length: job.chunks }, (_, i) => joinUri(job.output, chunkResultKey(i)));
+    const uris = Array.from({ length: job.chunks }, (_, i) => joinUri(job.output, chunkResultKey(job.id, i)));
     if (!uris[0]) return [];
     const written = new Map<string, string>();
     for await (const e of s.list(uris[0].slice(0, uris[0].lastIndexOf('/') + 1))) written.set(e.uri, e.etag ?? String(e.size));

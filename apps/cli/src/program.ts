@@ -9,6 +9,7 @@ import * as enqueueCommand from './commands/enqueue';
 import * as statusCommand from './commands/status';
 import * as watchCommand from './commands/watch';
 import * as cancelCommand from './commands/cancel';
+import * as finaliseCommand from './commands/finalise';
 import * as workerCommand from './commands/worker';
 import * as apiCommand from './commands/api';
 import * as scheduleCommand from './commands/schedule';
@@ -22,6 +23,6 @@ export function createProgram(): Command {
     .version(DETQ_VERSION)
     .exitOverride()
     .showHelpAfterError();
-  for (const command of [label, evalCommand, info, bench, buildEngine, verifyCommand, enqueueCommand, statusCommand, watchCommand, cancelCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
+  for (const command of [label, evalCommand, info, bench, buildEngine, verifyCommand, enqueueCommand, statusCommand, watchCommand, cancelCommand, finaliseCommand, workerCommand, apiCommand, scheduleCommand, tokenCommand]) command.register(program);
   return program;
 }

@@ -9,6 +9,7 @@ import {
   EnginePool,
   Finaliser,
   Planner,
+  Reconciler,
   SET_QUEUE,
   SetProcessor,
   type SetProcessorDeps,
@@ -45,13 +46,15 @@ export interface WorkerSettings {
   webhooks: SetProcessorDeps['webhooks'];
   /** How often batch statistics go to Redis for /metrics. */
   statsIntervalMs: number;
+  /** How often the worker reconciles live jobs with BullMQ and drops expired ones from the index. */
+  sweepIntervalMs: number;
 }
 
 /** The worker's settings from its env schema (@detq/core workerEnvSchema); throws EnvError (exit 2). */
 export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
   const e = parseEnv(workerEnvSchema, env);
   return {
-    queue: { redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX },
+    queue: { redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX, jobTtlSeconds: e.DETQ_JOB_TTL },
     concurrency: e.DETQ_WORKER_CONCURRENCY,
     maxBatch: e.DETQ_MAX_BATCH,
     maxWaitMs: e.DETQ_MAX_WAIT_MS,
@@ -65,6 +68,7 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     attempts: e.DETQ_CHUNK_ATTEMPTS,
     webhooks: { hosts: e.DETQ_WEBHOOK_HOSTS, allowPrivate: e.DETQ_WEBHOOK_ALLOW_PRIVATE, ...(e.DETQ_WEBHOOK_SECRET && { secret: e.DETQ_WEBHOOK_SECRET }) },
     statsIntervalMs: e.DETQ_STATS_MS,
+    sweepIntervalMs: e.DETQ_SWEEP_MS,
   };
 }
 
@@ -155,6 +159,11 @@ export async function createWorker(
     w.on('failed', (job, err) => log(`${w.name} job ${job?.id} failed (attempt ${job?.attemptsMade}): ${err.message}`));
     w.on('error', (err) => log(`${w.name} worker error: ${err.message}`));
   }
+  // A set job BullMQ failed outside the processor (stall limit) must not stay `running` in detq's store.
+  const reconciler = new Reconciler(queues);
+  setWorker.on('failed', (job) => void reconciler.onSetFailed(job).catch((err: Error) => log(`reconcile ${job?.id}: ${err.message}`)));
+  const sweeper = setInterval(() => void reconciler.sweep().catch((err: Error) => log(`sweep: ${err.message}`)), settings.sweepIntervalMs);
+  sweeper.unref();
   // One worker per GPU: the metrics of each (`worker` label) name its device.
   const workerId = `${hostname()}:${process.pid}${settings.device === undefined ? '' : `/gpu${settings.device}`}`;
   let last = { frames: 0, at: Date.now() };
@@ -172,6 +181,7 @@ export async function createWorker(
     queues,
     async close() {
       clearInterval(reporter);
+      clearInterval(sweeper);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
       await progress.close();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));

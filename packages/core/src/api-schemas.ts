@@ -13,6 +13,9 @@ export const errorBodySchema = z
   })
   .meta({ id: 'Error' });
 
+/** 409 on enqueue: another live job already writes to that output prefix. */
+export const outputBusySchema = z.object({ error: z.string(), runningJob: z.string().describe('the live job that holds the output prefix') });
+
 /** What GET /v1/jobs/:id, `detq status` and `detq watch` show. */
 export const jobViewSchema = z
   .object({
@@ -29,6 +32,7 @@ export const jobViewSchema = z
     error: z.string().optional(),
     scheduleId: z.string().optional(),
     owner: z.string().optional().describe('the token name that made the job'),
+    message: z.string().optional().describe('a note on how the job ended, e.g. that an incremental run found nothing new'),
     model: z.string().optional().describe("the spec's model URI; absent when the job uses the deployment's default model"),
     metadata: jobSpecSchema.shape.metadata,
   })

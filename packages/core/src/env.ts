@@ -20,10 +20,19 @@ const list = z.string().transform((v) =>
     .filter(Boolean),
 );
 
+const UNIT_SECONDS = { '': 1, s: 1, m: 60, h: 3600, d: 86400 } as const;
+/** Seconds, or a number with s, m, h or d (`7d`); parsed to seconds. */
+const duration = z
+  .string()
+  .regex(/^\d+[smhd]?$/, 'must be seconds or a number with s, m, h or d (e.g. 7d)')
+  .transform((v) => Number(v.replace(/[smhd]$/, '')) * UNIT_SECONDS[(v.match(/[smhd]$/)?.[0] ?? '') as keyof typeof UNIT_SECONDS]);
+
 /** Settings both processes read: where the queues live and what webhooks may call. */
 export const queueEnvShape = {
   REDIS_URL: z.string().regex(/^rediss?(\+cluster)?:\/\//, 'must be a redis://, rediss:// or redis+cluster:// URL').default('redis://127.0.0.1:6379'),
   DETQ_QUEUE_PREFIX: z.string().min(1).max(64).default('detq'),
+  /** How long a job's state is kept after it ends. */
+  DETQ_JOB_TTL: duration.default(7 * 86400),
   /** Hosts webhooks may call, comma-separated; none by default. */
   DETQ_WEBHOOK_HOSTS: list.default([]),
   /** Let webhooks reach loopback, private and link-local addresses (tests, in-cluster receivers). */
@@ -75,6 +84,8 @@ export const workerEnvSchema = z.object({
   DETQ_LOCK_MS: int(1000).default(30_000),
   DETQ_CHUNK_ATTEMPTS: int(1, 100).default(5),
   DETQ_STATS_MS: int(100).default(30_000),
+  /** How often a worker reconciles live jobs with BullMQ and drops expired jobs from the index. */
+  DETQ_SWEEP_MS: int(100).default(60_000),
   /** Signs webhooks of jobs enqueued without a token (the CLI); token jobs use the token's webhookSecret. */
   DETQ_WEBHOOK_SECRET: z.string().min(16).optional(),
 });

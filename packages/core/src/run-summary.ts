@@ -28,11 +28,17 @@ export const runSummarySchema = z.object({
     detections: z.number().int().min(0),
     /** Local --resume: images whose records an earlier run had already written. */
     resumed: z.number().int().min(0),
+    /** Distributed incremental jobs: images an earlier run labelled (their entries point at its records). */
+    skipped: z.number().int().min(0).optional(),
+    /** Distributed jobs: images not labelled because the job was cancelled. */
+    cancelled: z.number().int().min(0).optional(),
     /** Distributed jobs only. */
     chunks: z.number().int().min(0).optional(),
     failedChunks: z.number().int().min(0).optional(),
   }),
   errorsByCode: z.record(z.string(), z.number().int().min(1)),
+  /** Set when the run changed nothing, e.g. an incremental run that found nothing new. */
+  message: z.string().optional(),
   timing: z.object({
     startedAt: z.iso.datetime(),
     finishedAt: z.iso.datetime(),
@@ -60,6 +66,7 @@ export interface RunSummaryParts {
   output: string;
   counts: Omit<RunSummary['counts'], 'resumed'> & { resumed?: number };
   errorsByCode: Record<string, number>;
+  message?: string;
   startedAt: number;
   finishedAt: number;
   loadSeconds?: number;
@@ -72,7 +79,8 @@ export interface RunSummaryParts {
 /** The one summary builder of local and distributed runs: derives status, rates and versions. */
 export function buildRunSummary(p: RunSummaryParts): RunSummary {
   const seconds = Math.max(0, (p.finishedAt - p.startedAt) / 1000);
-  const labelledNow = p.counts.total - (p.counts.resumed ?? 0);
+  // Images labelled by this run over its wall time (failures, skips and resumed records excluded).
+  const labelledNow = Math.max(0, p.counts.labelled - (p.counts.resumed ?? 0));
   const distinctEngines = [...new Map(p.engines.map((e) => [JSON.stringify(e), e])).values()];
   return runSummarySchema.parse({
     ...(p.id !== undefined && { id: p.id }),
@@ -81,6 +89,7 @@ export function buildRunSummary(p: RunSummaryParts): RunSummary {
     output: p.output,
     counts: { ...p.counts, resumed: p.counts.resumed ?? 0 },
     errorsByCode: p.errorsByCode,
+    ...(p.message && { message: p.message }),
     timing: {
       startedAt: new Date(p.startedAt).toISOString(),
       finishedAt: new Date(p.finishedAt).toISOString(),

@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -31,10 +31,23 @@ export const OUTPUT_FILES = {
   labelstudio: 'labelstudio.json',
 } as const satisfies Record<OutputFormat, string>;
 
+/** A text file written piece by piece (a manifest of any size), with backpressure. */
+export interface Appender {
+  write(text: string): Promise<void>;
+  end(): Promise<void>;
+}
+
+/** PUTs of small files (YOLO labels) in flight at once. */
+const SMALL_FILE_CONCURRENCY = 16;
+/** Files uploaded after everything else, in this order: summary.json last marks a complete output. */
+const LAST_FILES = ['manifest.json', 'summary.json'];
+
 /**
  * Writes a run's outputs. Records stream into detections.jsonl (the canonical format, always written);
  * finish() renders the other formats from that file, so all formats agree box for box and memory stays
- * bounded. An s3:// output is staged in a temp folder and uploaded by finish().
+ * bounded. An s3:// output is staged in a temp folder and uploaded by finish(): large files as streamed
+ * (multipart) uploads, YOLO labels a bounded number at a time, summary.json last; the staging folder is
+ * removed whether the upload succeeds or not (and by abort() when the run stops before finish()).
  */
 export class OutputWriter {
   private constructor(
@@ -63,6 +76,30 @@ export class OutputWriter {
   /** Appends one record as one whole line (one write), so a crash never leaves half a record behind. */
   async add(record: ImageRecord): Promise<void> {
     if (!this.jsonl.write(recordLine(record))) await new Promise<void>((r) => this.jsonl.once("drain", () => r()));
+  }
+
+  /** Opens an extra file under the output to be written piece by piece (a streamed manifest). */
+  async appender(rel: string): Promise<Appender> {
+    let path: string;
+    try {
+      path = resolveInside(this.dir, rel);
+    } catch (err) {
+      throw new FatalError('OUTPUT_FAILED', (err as Error).message, { cause: err });
+    }
+    await mkdir(dirname(path), { recursive: true });
+    const out = createWriteStream(path);
+    return {
+      write: async (text) => {
+        if (!out.write(text)) await new Promise<void>((r) => out.once('drain', () => r()));
+      },
+      end: () => new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve()))),
+    };
+  }
+
+  /** Stops without uploading: removes the staging folder of an s3:// output. */
+  async abort(): Promise<void> {
+    this.jsonl.destroy();
+    if (isS3Uri(this.options.outUri)) await rm(this.dir, { recursive: true, force: true });
   }
 
   /**
@@ -97,20 +134,41 @@ export class OutputWriter {
         }
       }
       const files = await listFiles(this.dir);
-      if (isS3Uri(this.options.outUri)) {
-        for (const rel of files) {
-          const problem = keyProblem(rel);
-          if (problem) throw new FatalError('OUTPUT_FAILED', `refusing to upload ${JSON.stringify(rel)}: it ${problem}`);
-          await this.options.store.put(joinUri(this.options.outUri, rel), await readFile(join(this.dir, rel)));
-        }
-        await rm(this.dir, { recursive: true, force: true });
-      }
+      if (isS3Uri(this.options.outUri)) await this.upload(files);
       return files.map((rel) => joinUri(this.options.outUri, rel));
     } catch (err) {
       if (err instanceof FatalError) throw err;
       throw new FatalError('OUTPUT_FAILED', `cannot write outputs to ${this.options.outUri}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      if (isS3Uri(this.options.outUri)) await rm(this.dir, { recursive: true, force: true });
     }
   }
+
+  private async upload(files: readonly string[]): Promise<void> {
+    const { store, outUri } = this.options;
+    // Defence in depth: no staged file may name an object outside the output prefix.
+    for (const rel of files) {
+      const problem = keyProblem(rel);
+      if (problem) throw new FatalError('OUTPUT_FAILED', `refusing to upload ${JSON.stringify(rel)}: it ${problem}`);
+    }
+    const small = files.filter((rel) => rel.startsWith(OUTPUT_FILES.yolo));
+    const large = files.filter((rel) => !rel.startsWith(OUTPUT_FILES.yolo) && !LAST_FILES.includes(rel));
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(SMALL_FILE_CONCURRENCY, small.length) }, async () => {
+        while (next < small.length) {
+          const rel = small[next++]!;
+          await store.put(joinUri(outUri, rel), await readFile(join(this.dir, rel)));
+        }
+      }),
+    );
+    for (const rel of [...large, ...LAST_FILES.filter((f) => files.includes(f))])
+      await store.upload(joinUri(outUri, rel), createReadStream(join(this.dir, rel)), contentTypeOf(rel));
+  }
+}
+
+function contentTypeOf(rel: string): string | undefined {
+  return rel.endsWith('.json') ? 'application/json' : rel.endsWith('.jsonl') ? 'application/x-ndjson' : undefined;
 }
 
 async function writeChunks(path: string, chunks: AsyncIterable<string>): Promise<void> {

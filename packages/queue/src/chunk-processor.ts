@@ -1,7 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
-import { FatalError, ImageError, type ImageRecord } from '@detq/core';
+import { DetqError, FatalError, ImageError, type ImageRecord } from '@detq/core';
 import { recordLine } from '@detq/formats';
-import { labelStream, type LabelSource } from '@detq/pipeline';
+import { errorRecord, labelStream, type LabelSource } from '@detq/pipeline';
 import type { ObjectStore } from '@detq/storage';
 import type { EnginePool } from './engine-pool';
 import type { FairShare } from './fair-share';
@@ -26,7 +26,8 @@ async function* sources(images: ChunkJobData['images']): AsyncGenerator<LabelSou
 /**
  * Labels one chunk through the process-wide shared batcher and writes its records as ONE JSONL object
  * at the chunk's deterministic key, so a retried or re-run chunk overwrites, never duplicates. A bad
- * image becomes that image's error record; only storage trouble or a bad model fails the chunk.
+ * image becomes that image's error record; only storage trouble or a bad model fails the chunk. A cancel
+ * seen mid-chunk keeps what was labelled: the rest of the chunk's images are written as CANCELLED.
  */
 export class ChunkProcessor {
   constructor(private readonly deps: ChunkProcessorDeps) {}
@@ -72,19 +73,21 @@ export class ChunkProcessor {
         records.push(record);
         if (record.error) failed++;
         detections += record.detections.length;
-        if (progress.update(d.setId, d.index, records.length, failed) === 'cancelled') throw new UnrecoverableError('job cancelled');
+        if (progress.update(d.setId, d.index, records.length, failed) === 'cancelled') break;
       }
+      const done = records.length;
+      for (const { key } of d.images.slice(done)) records.push(errorRecord(key, new DetqError('CANCELLED', 'job cancelled'), rt.model, params));
       const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - 1;
       if (input.transient && attemptsLeft > 0)
         throw new Error(`transient storage error, chunk will be retried: ${input.transient.message}`);
       await this.deps.store.put(d.resultUri, records.map(recordLine).join(''), 'application/x-ndjson');
       if (d.indexFingerprint) {
-        const labelled = d.images.filter((_, i) => !records[i]?.error);
+        const labelled = d.images.flatMap((img, i) => (records[i]?.error ? [] : [{ ...img, result: d.resultUri, line: i + 1 }]));
         await this.deps.index.record(d.indexFingerprint, labelled);
       }
-      progress.update(d.setId, d.index, records.length, failed);
+      progress.update(d.setId, d.index, done, failed);
       const { kind, runtimeVersion, device, precision } = rt.info;
-      return { images: records.length, failed, detections, engine: { kind, runtimeVersion, device, precision } };
+      return { images: done, failed, detections, engine: { kind, runtimeVersion, device, precision } };
     } catch (err) {
       progress.drop(d.setId, d.index);
       throw err;

@@ -21,10 +21,12 @@ export class DetqQueues {
     readonly config: QueueConfig,
     readonly redis: RedisClient = connectRedis(config.redisUrl),
   ) {
-    const opts = { connection: redis, prefix: config.prefix };
+    // BullMQ's event streams are capped (10,000 events by default): 1,000 keeps Redis memory flat sooner;
+    // detq reads job state from its own store, not from these streams.
+    const opts = { connection: redis, prefix: config.prefix, streams: { events: { maxLen: 1000 } } };
     this.sets = new Queue<SetJobData>(SET_QUEUE, opts);
     this.chunks = new Queue<ChunkJobData>(CHUNK_QUEUE, opts);
-    this.jobs = new JobStore(redis, config.prefix);
+    this.jobs = new JobStore(redis, config.prefix, config.jobTtlSeconds);
     this.index = new IncrementalIndex(redis, config.prefix);
     this.metrics = new MetricsStore(redis, this.jobs);
     this.principals = new PrincipalStore(redis, this.jobs.key('principals'));

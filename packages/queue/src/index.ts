@@ -8,6 +8,7 @@ export * from './job-client';
 export * from './job-data';
 export * from './job-store';
 export * from './planner';
+export * from './reconciler';
 export * from './schedule-client';
 export * from './set-processor';
 export * from './transient-read-tracker';

@@ -39,7 +39,10 @@ export interface Submitter {
 export class JobClient {
   constructor(private readonly queues: DetqQueues) {}
 
-  /** Idempotency keys are per principal. The CLI (no submitter) enqueues as principal ''. */
+  /**
+   * Idempotency keys are per principal. The CLI (no submitter) enqueues as principal ''. Throws
+   * OutputBusyError when a live job already writes to the spec's output prefix.
+   */
   async enqueue(spec: JobSpec, by: Submitter = { principal: '' }): Promise<EnqueueResult> {
     const { jobs, sets } = this.queues;
     const { principal } = by;
@@ -47,9 +50,10 @@ export class JobClient {
     if (!(await jobs.create(id, { spec, output: outputFor(spec), principal }))) {
       return { id, status: (await jobs.status(id)) ?? 'queued', existing: true };
     }
+    const kept = { age: jobs.ttlSeconds };
     try {
       const data = { spec, ...(principal && { principal }), ...(by.caps && { caps: by.caps }) };
-      await sets.add('set', data, { ...SET_JOB_OPTIONS, jobId: id, priority: setJobPriority(spec.priority) });
+      await sets.add('set', data, { ...SET_JOB_OPTIONS, removeOnComplete: kept, removeOnFail: kept, jobId: id, priority: setJobPriority(spec.priority) });
     } catch (err) {
       await jobs.remove(id, principal).catch(() => undefined);
       throw err;
@@ -86,6 +90,9 @@ export class JobClient {
     const processed = s.done;
     const end = s.finishedAt ?? now;
     const seconds = s.startedAt ? (end - s.startedAt) / 1000 : 0;
+    // img/s is images labelled (error records excepted) over the job's wall time; the ETA uses all
+    // processed images, errors included, since those take time too.
+    const labelledRate = seconds > 0 ? (s.done - s.failed) / seconds : 0;
     const rate = seconds > 0 ? processed / seconds : 0;
     const left = s.total - processed;
     const ended = TERMINAL_STATUSES.includes(s.status);
@@ -94,13 +101,14 @@ export class JobClient {
       status: s.status,
       counts: { total: s.total, done: s.done, failed: s.failed },
       progress: s.planned ? (s.total ? processed / s.total : 1) : null,
-      imagesPerSecond: Number(rate.toFixed(2)),
+      imagesPerSecond: Number(labelledRate.toFixed(2)),
       eta: ended ? 0 : s.planned && rate > 0 ? Math.round(left / rate) : null,
       output: s.output,
       createdAt: new Date(s.createdAt).toISOString(),
       ...(s.startedAt && { startedAt: new Date(s.startedAt).toISOString() }),
       ...(s.finishedAt && { finishedAt: new Date(s.finishedAt).toISOString() }),
       ...(s.error && { error: s.error }),
+      ...(s.message && { message: s.message }),
       ...(s.scheduleId && { scheduleId: s.scheduleId }),
       ...(s.spec.model && { model: s.spec.model.uri }),
       ...(s.principal && { owner: s.principal }),

@@ -27,6 +27,23 @@ export interface ChunkImage {
   refused?: { code: 'FORBIDDEN'; message: string };
 }
 
+/** An image an incremental run found already labelled: where its record is (object URI and line). */
+export interface SkippedImage extends ChunkImage {
+  result: string;
+  line: number;
+}
+
+/**
+ * One page of a persisted plan: `chunkSize` listed images, recorded before their chunk job is added. Page N
+ * is chunk N; `skipped` holds images an incremental run does not label again; `cancelled` pages were
+ * listed after a cancel (no chunk job, their images are CANCELLED).
+ */
+export interface PlanPage {
+  images: ChunkImage[];
+  skipped?: SkippedImage[];
+  cancelled?: true;
+}
+
 export interface ChunkJobData {
   setId: string;
   index: number;
@@ -43,7 +60,7 @@ export interface ChunkJobData {
   maxObjectBytes?: number;
 }
 
-/** A chunk job's return value (kept by BullMQ for the finaliser). */
+/** A chunk job's return value (kept by BullMQ for the finaliser's provenance). */
 export interface ChunkResult {
   images: number;
   failed: number;
@@ -51,14 +68,20 @@ export interface ChunkResult {
   engine: { kind: string; runtimeVersion: string; device: string; precision: string };
 }
 
-/** Per-image error codes the queue adds to @detq/core's IMAGE_ERROR_CODES. */
-
 export function chunkJobId(setId: string, index: number): string {
   // Scheduler-made set ids contain ':', which BullMQ forbids in custom ids.
   return `${setId.replaceAll(':', '_')}-c${String(index).padStart(5, '0')}`;
 }
 
-/** The object a chunk's records go to, relative to the job's output prefix. */
-export function chunkResultKey(index: number): string {
-  return `chunks/${String(index).padStart(5, '0')}.jsonl`;
+/**
+ * The object a chunk's records go to, relative to the job's output prefix: namespaced by job, so two jobs
+ * (or an incremental re-run) writing to one prefix never overwrite each other's results.
+ */
+export function chunkResultKey(setId: string, index: number): string {
+  return `${jobWorkKey(setId)}chunks/${String(index).padStart(5, '0')}.jsonl`;
+}
+
+/** The folder of a job's own objects under its output prefix. */
+export function jobWorkKey(setId: string): string {
+  return `_detq/${setId.replaceAll(':', '_')}/`;
 }

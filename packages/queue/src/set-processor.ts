@@ -5,8 +5,8 @@ import { joinUri } from '@detq/storage';
 import type { EnginePool, LabelRuntime, ModelRef } from './engine-pool';
 import type { Finaliser, Summary } from './finaliser';
 import { IncrementalIndex } from './incremental-index';
-import type { SetJobData } from './job-data';
-import type { JobStore } from './job-store';
+import type { ChunkResult, SetJobData } from './job-data';
+import { OutputBusyError, type JobStore } from './job-store';
 import type { MetricsStore } from './metrics-store';
 import type { PlanAccess, Planner } from './planner';
 import type { PrincipalStore } from './principal-store';
@@ -46,12 +46,14 @@ export function modelRefOf(spec: JobSpec): ModelRef {
 
 /**
  * One set job, in BullMQ's step pattern: plan (chunks become children), wait for the children, then
- * finalise. The job's status lives in the JobStore, whose transitions never overwrite a cancel.
+ * finalise. The job's status lives in the JobStore, whose transitions never overwrite a cancel. A cancel
+ * does not skip the steps: planning records the rest of the input as cancelled and the finaliser writes
+ * a manifest that names every image, so every way a job ends reaches the store and the outputs.
  */
 export class SetProcessor {
   constructor(private readonly deps: SetProcessorDeps) {}
 
-  async process(job: Job<SetJobData>, token?: string): Promise<Summary | { status: 'cancelled' }> {
+  async process(job: Job<SetJobData>, token?: string): Promise<Summary> {
     const { jobs } = this.deps;
     const id = job.id!;
     const { spec } = job.data;
@@ -59,25 +61,34 @@ export class SetProcessor {
     try {
       if ((job.data.step ?? 'plan') === 'plan') {
         if (job.data.scheduleId)
-          await jobs.create(id, {
-            spec,
-            output: outputFor(spec, job.timestamp),
-            scheduleId: job.data.scheduleId,
-            ...(job.data.principal && { principal: job.data.principal }),
+          await jobs
+            .create(id, { spec, output: outputFor(spec, job.timestamp), scheduleId: job.data.scheduleId, ...(job.data.principal && { principal: job.data.principal }) })
+            .catch((err: unknown) => {
+            throw err instanceof OutputBusyError ? new UnrecoverableError(err.message) : err;
           });
-        if (!(await jobs.setStatus(id, 'planning', { startedAt: Date.now() }))) return { status: 'cancelled' };
         const state = await jobs.get(id);
-        const fingerprint = spec.incremental ? await this.withRuntime(model, (rt) => fingerprintOf(spec, rt)) : undefined;
+        if (!state) throw new UnrecoverableError(`job ${id} has no state (it may have expired)`);
+        // A retried planning step keeps the first attempt's start: img/s is over the job's wall time.
+        await jobs.setStatus(id, 'planning', state.startedAt ? {} : { startedAt: Date.now() });
+        // The names and model go into the job state, so the finaliser (or `detq finalise`) needs no engine.
+        const fingerprint = await this.withRuntime(model, async (rt) => {
+          await jobs.update(id, { names: JSON.stringify(rt.names), model: JSON.stringify(rt.model) });
+          return spec.incremental ? fingerprintOf(spec, rt) : undefined;
+        });
+        // Planned even when cancelled meanwhile: the rest of the input is recorded as cancelled pages, so
+        // the manifest names every image.
         const access = await this.access(job.data);
-        const plan = await this.deps.planner.plan(job, state!.output, model, access, fingerprint);
+        const plan = await this.deps.planner.plan(job, state.output, model, access, fingerprint);
         if (plan.listed === 0) throw new UnrecoverableError(noImagesMessage(inputFromJob(spec.input), spec.input));
-        await jobs.setStatus(id, 'running', { planned: 1, total: plan.total, chunks: plan.chunks });
+        await jobs.update(id, { planned: 1, added: plan.chunks });
+        await jobs.setStatus(id, 'running');
         await job.updateData({ ...job.data, step: 'finalise' });
         if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();
       }
-      const state = (await jobs.get(id))!;
-      const summary = await this.withRuntime(model, (rt) => this.deps.finaliser.finalise(job, state, rt));
-      await jobs.setStatus(id, summary.status, { finishedAt: Date.now() });
+      const engines = Object.values(await job.getChildrenValues<ChunkResult>()).map((r) => r.engine);
+      const before = await jobs.get(id);
+      const summary = await this.deps.finaliser.finalise(id, { engines });
+      if (before?.finalisedAt && before.status !== 'failed') return summary; // finalised before: reported then
       await this.deps.metrics.recordErrors(summary.errorsByCode);
       await this.deps.metrics.recordImages(summary.counts.labelled, summary.counts.failed);
       if (spec.webhook) await this.notify(id, spec.webhook.url, job.data.principal, summary);

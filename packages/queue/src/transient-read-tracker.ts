@@ -1,4 +1,5 @@
-import type { ObjectEntry, ObjectStore } from '@detq/storage';
+import type { Readable } from 'node:stream';
+import type { ListOptions, ObjectEntry, ObjectStore } from '@detq/storage';
 
 /**
  * Wraps the input store of one chunk and remembers whether a read failed for a reason that may pass
@@ -31,8 +32,12 @@ export class TransientReadTracker implements ObjectStore {
     return this.inner.put(uri, body, contentType);
   }
 
-  list(prefixUri: string): AsyncIterable<ObjectEntry> {
-    return this.inner.list(prefixUri);
+  upload(uri: string, body: Readable, contentType?: string): Promise<void> {
+    return this.inner.upload(uri, body, contentType);
+  }
+
+  list(prefixUri: string, options?: ListOptions): AsyncIterable<ObjectEntry> {
+    return this.inner.list(prefixUri, options);
   }
 
   exists(uri: string): Promise<boolean> {

@@ -1,7 +1,10 @@
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import type { ObjectEntry, ObjectStore } from './object-store';
+import type { ListOptions, ObjectEntry, ObjectStore } from './object-store';
 
 function toPath(uri: string): string {
   return uri.startsWith('file://') ? fileURLToPath(uri) : uri;
@@ -21,6 +24,19 @@ export class FileStore implements ObjectStore {
     await rename(tmp, path);
   }
 
+  async upload(uri: string, body: Readable): Promise<void> {
+    const path = toPath(uri);
+    await mkdir(dirname(path), { recursive: true });
+    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    try {
+      await pipeline(body, createWriteStream(tmp));
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
   async exists(uri: string): Promise<boolean> {
     return stat(toPath(uri)).then(
       () => true,
@@ -28,19 +44,31 @@ export class FileStore implements ObjectStore {
     );
   }
 
-  async *list(prefixUri: string, options: { startAfter?: string } = {}): AsyncIterable<ObjectEntry> {
-    const after = options.startAfter === undefined ? undefined : toPath(options.startAfter);
-    for await (const e of walk(toPath(prefixUri))) if (after === undefined || e.uri > after) yield e;
+  async *list(prefixUri: string, options: ListOptions = {}): AsyncIterable<ObjectEntry> {
+    const after = options.startAfter === undefined ? undefined : toPath(options.startAfter).split(sep);
+    yield* walk(toPath(prefixUri), after);
   }
 }
 
+/** Compares two paths in walk order (name by name), which is the order `walk` yields them in. */
+function compareParts(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return a.length - b.length;
+}
+
 // Depth-first in sorted order, one directory in memory at a time, so huge trees list in bounded memory.
-async function* walk(dir: string): AsyncIterable<ObjectEntry> {
+// `after` skips every path up to and including it (whole folders at once when they sort before it).
+async function* walk(dir: string, after?: readonly string[]): AsyncIterable<ObjectEntry> {
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const path = join(dir, e.name);
-    if (e.isDirectory()) yield* walk(path);
+    const parts = path.split(sep);
+    if (after) {
+      const order = compareParts(parts, after.slice(0, parts.length));
+      if (order < 0 || (order === 0 && !e.isDirectory())) continue;
+    }
+    if (e.isDirectory()) yield* walk(path, after && compareParts(parts, after.slice(0, parts.length)) === 0 ? after : undefined);
     else if (e.isFile()) {
       const s = await stat(path);
       yield { uri: path, size: s.size, etag: `${s.size}-${Math.floor(s.mtimeMs)}` };

@@ -1,9 +1,19 @@
+import type { Readable } from 'node:stream';
+
 /** One object found by a listing. `uri` is absolute (a filesystem path or s3://bucket/key). */
 export interface ObjectEntry {
   uri: string;
   size: number;
   /** Content fingerprint when the store has one (S3 ETag, or mtime+size for files). */
   etag?: string;
+}
+
+export interface ListOptions {
+  /**
+   * Resume a listing: only entries after this URI in the listing's order (S3's StartAfter), so a planner
+   * that recorded the last key it planned continues from there.
+   */
+  startAfter?: string;
 }
 
 /**
@@ -13,8 +23,10 @@ export interface ObjectEntry {
 export interface ObjectStore {
   get(uri: string): Promise<Buffer>;
   put(uri: string, body: Buffer | string, contentType?: string): Promise<void>;
-  /** Recursive listing under a prefix, page by page, in key order; `startAfter` (a full URI) resumes it. */
-  list(prefixUri: string, options?: { startAfter?: string }): AsyncIterable<ObjectEntry>;
+  /** Writes a body of any size from a stream: multipart on S3, so memory does not grow with the object. */
+  upload(uri: string, body: Readable, contentType?: string): Promise<void>;
+  /** Recursive listing under a prefix, page by page, in a stable key order. */
+  list(prefixUri: string, options?: ListOptions): AsyncIterable<ObjectEntry>;
   /** Whether an object exists. */
   exists(uri: string): Promise<boolean>;
 }

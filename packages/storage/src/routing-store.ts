@@ -1,5 +1,6 @@
 import { FileStore } from './file-store';
-import { isS3Uri, type ObjectEntry, type ObjectStore } from './object-store';
+import type { Readable } from 'node:stream';
+import { isS3Uri, type ListOptions, type ObjectEntry, type ObjectStore } from './object-store';
 import { S3Store } from './s3-store';
 
 /** Sends s3:// URIs to S3 (created on first use) and everything else to the filesystem. */
@@ -27,7 +28,11 @@ export class RoutingStore implements ObjectStore {
     return this.pick(uri).exists(uri);
   }
 
-  list(prefixUri: string, options?: { startAfter?: string }): AsyncIterable<ObjectEntry> {
+  upload(uri: string, body: Readable, contentType?: string): Promise<void> {
+    return this.pick(uri).upload(uri, body, contentType);
+  }
+
+  list(prefixUri: string, options?: ListOptions): AsyncIterable<ObjectEntry> {
     return this.pick(prefixUri).list(prefixUri, options);
   }
 

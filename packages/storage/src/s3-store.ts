@@ -6,7 +6,9 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import type { ObjectEntry, ObjectStore } from './object-store';
+import type { Readable } from 'node:stream';
+import { Upload } from '@aws-sdk/lib-storage';
+import type { ListOptions, ObjectEntry, ObjectStore } from './object-store';
 import { parseS3Uri } from './s3-uri';
 
 /** S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible servers. */
@@ -46,6 +48,15 @@ export class S3Store implements ObjectStore {
     await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
   }
 
+  /**
+   * lib-storage's Upload: one PUT below a part's size, a multipart upload above it, parts sent a few at a
+   * time, so an output of any size (S3's single-PUT limit is 5 GB) streams through bounded memory.
+   */
+  async upload(uri: string, body: Readable, contentType?: string): Promise<void> {
+    const { bucket, key } = parseS3Uri(uri);
+    await new Upload({ client: this.client, params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType }, queueSize: 4 }).done();
+  }
+
   async exists(uri: string): Promise<boolean> {
     const { bucket, key } = parseS3Uri(uri);
     try {
@@ -58,20 +69,23 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async *list(prefixUri: string, options: { startAfter?: string } = {}): AsyncIterable<ObjectEntry> {
+  /**
+   * Pages by StartAfter (the last key of the previous page) rather than continuation tokens, so a fresh
+   * and a resumed listing (startAfter: the last key a planner recorded) are the same requests.
+   */
+  async *list(prefixUri: string, options: ListOptions = {}): AsyncIterable<ObjectEntry> {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
-    const startAfter = options.startAfter === undefined ? undefined : parseS3Uri(options.startAfter).key;
-    let token: string | undefined;
-    do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token, ...(startAfter && !token && { StartAfter: startAfter }) }),
-      );
+    let after = options.startAfter === undefined ? undefined : parseS3Uri(options.startAfter).key;
+    for (;;) {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(after && { StartAfter: after }) }));
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;
         yield { uri: `s3://${bucket}/${o.Key}`, size: o.Size ?? 0, etag: o.ETag?.replaceAll('"', '') };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+      const last = page.Contents?.at(-1)?.Key;
+      if (!page.IsTruncated || !last) return;
+      after = last;
+    }
   }
 
   destroy(): void {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FatalError } from '@detq/core';
 import { parseSpec, readJson, withQueues } from '../queue-cli';
+import { OutputBusyError } from '@detq/queue';
 
 interface EnqueueFlags {
   input?: string;
@@ -51,7 +52,9 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (file: string | undefined, f: EnqueueFlags) => {
       const spec = parseSpec(file ? await readJson(file) : specFromFlags(f));
-      const res = await withQueues((_q, jobs) => jobs.enqueue(spec));
+      const res = await withQueues((_q, jobs) => jobs.enqueue(spec)).catch((err: unknown) => {
+        throw err instanceof OutputBusyError ? new FatalError('USAGE', err.message) : err;
+      });
       process.stdout.write(f.json ? `${JSON.stringify(res)}\n` : `${res.id}${res.existing ? ' (existing)' : ''}\n`);
     });
 }

@@ -1,0 +1,45 @@
+import type { Job } from 'bullmq';
+import type { DetqQueues } from './detq-queues';
+import type { SetJobData } from './job-data';
+
+/** A live job whose BullMQ set job is gone for this long is considered lost (enqueue writes state first). */
+const LOST_AFTER_MS = 60_000;
+
+/**
+ * Brings detq's job state in line with BullMQ where BullMQ ended a set job outside the processor (the
+ * stall limit after repeated worker deaths, a job removed by hand): from the worker's `failed` event at
+ * once, and from a periodic sweep of the live jobs for whatever no worker saw. Also drops expired jobs from
+ * the jobs index. Every step is idempotent, so any number of workers may run it.
+ */
+export class Reconciler {
+  constructor(private readonly queues: DetqQueues) {}
+
+  /** The set worker's `failed` event: BullMQ emits it for every failed attempt; only a final one counts. */
+  async onSetFailed(job: Job<SetJobData> | undefined): Promise<void> {
+    if (job?.id) await this.reconcile(job.id);
+  }
+
+  /** Checks one live job against BullMQ; returns true when it was marked failed. */
+  async reconcile(id: string, now = Date.now()): Promise<boolean> {
+    const { sets, jobs } = this.queues;
+    const state = await sets.getJobState(id);
+    if (state === 'failed') {
+      const job = await sets.getJob(id);
+      const reason = job?.failedReason || 'failed in the queue';
+      return jobs.setStatus(id, 'failed', { finishedAt: now, error: reason });
+    }
+    if (state === 'unknown') {
+      const job = await jobs.get(id);
+      if (job && now - job.createdAt > LOST_AFTER_MS)
+        return jobs.setStatus(id, 'failed', { finishedAt: now, error: 'the job is no longer in the queue' });
+    }
+    return false;
+  }
+
+  /** One sweep: every live job reconciled, expired jobs dropped from the index. */
+  async sweep(now = Date.now()): Promise<{ failed: string[]; expired: number }> {
+    const failed: string[] = [];
+    for (const id of await this.queues.jobs.live()) if (await this.reconcile(id, now)) failed.push(id);
+    return { failed, expired: await this.queues.jobs.sweepExpired(now) };
+  }
+}
