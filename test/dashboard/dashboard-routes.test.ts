@@ -70,7 +70,7 @@ describe('dashboard API routes: scope, caps, cache, paging, cron preview', () =>
     await store.put('s3://out/alice/d/summary.json', JSON.stringify({ files: [] }));
     queues = new DetqQueues(config);
     const spec = jobSpecSchema.parse({ input: { uri: 's3://in/d/' }, output: { uri: 's3://out/alice/d/' } });
-    await queues.jobs.create(id, { spec, output: spec.output.uri });
+    await queues.jobs.create(id, { spec, output: spec.output.uri, principal: 'alice' });
     // Two chunks planned, one written: the job is still running.
     await queues.jobs.update(id, { total: records.length + 5, chunks: 2 });
     app = Fastify();

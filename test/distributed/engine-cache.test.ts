@@ -50,11 +50,11 @@ describe('engine cache: workers of one node build each engine once, under a file
     expect(ra.path).toBe(rb.path);
     expect([ra.built, rb.built].sort()).toEqual([false, true]);
     // Keyed by model sha256, GPU, compute capability, TensorRT version, precision and profile.
-    expect(ra.path).toMatch(new RegExp(`^${cache}/yolo11n-dyn\\.[0-9a-f]{12}\\.nvidia-h100-80gb-hbm3\\.sm90\\.trt10\\.16\\.0\\.fp16\\.1x3x640x640_8x3x640x640\\.engine$`));
+    expect(ra.path).toMatch(new RegExp(`^${cache}/yolo11n-dyn\\.[0-9a-f]{12}\\.nvidia-h100-80gb-hbm3\\.sm90\\.trt10\\.16\\.0\\.fp16\\.1x3x640x640_8x3x640x640\\.p2\\.engine$`));
     // The build was asked for exactly that: fp16, the profile, written into a folder of the cache.
     const { args } = JSON.parse((await builds())[0]!) as { args: string[] };
     expect(args.slice(0, 2)).toEqual([onnx, '--out']);
-    expect(args.slice(3)).toEqual(['--fp16', '--min', '1x3x640x640', '--opt', '8x3x640x640', '--max', '8x3x640x640']);
+    expect(args.slice(3)).toEqual(['--fp16', '--min', '1x3x640x640', '--opt', '8x3x640x640', '--max', '8x3x640x640', '--contexts', '2']);
     expect(await readFile(ra.path, 'utf8')).toBe(`plan ${args.join(' ')}`);
     // Nothing left behind: no lock, no build folder.
     expect((await readdir(cache)).sort()).toEqual([ra.path.slice(cache.length + 1)]);

@@ -135,8 +135,9 @@ describe('API as a multi-tenant service', () => {
 
   it('429 naming the limit at the concurrent-jobs and queued-images quotas, and at the request rate, with Retry-After', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await call('POST', '/v1/jobs', bob.token, spec('s3://out/bob/q/'))).json().id);
-    const over = await call('POST', '/v1/jobs', bob.token, spec('s3://out/bob/q/'));
+    // Each job its own output: one live job per output prefix (409) is another rule.
+    for (let i = 0; i < 4; i++) ids.push((await call('POST', '/v1/jobs', bob.token, spec(`s3://out/bob/q${i}/`))).json().id);
+    const over = await call('POST', '/v1/jobs', bob.token, spec('s3://out/bob/q4/'));
     expect(over.statusCode).toBe(429);
     expect(over.json().error).toMatch(/DETQ_MAX_ACTIVE_JOBS/);
     expect(over.headers['retry-after']).toBeDefined();
@@ -186,7 +187,25 @@ describe('API as a multi-tenant service', () => {
     const doc = api.doc as unknown as { openapi: string; paths: Record<string, object>; components: { schemas: Record<string, object> } };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/healthz', '/metrics', '/readyz', '/v1/jobs', '/v1/jobs/{id}', '/v1/jobs/{id}/cancel', '/v1/jobs/{id}/events', '/v1/schedules', '/v1/schedules/{id}'].sort(),
+      [
+        '/healthz',
+        '/metrics',
+        '/readyz',
+        '/v1/jobs',
+        '/v1/jobs/{id}',
+        '/v1/jobs/{id}/cancel',
+        '/v1/jobs/{id}/events',
+        '/v1/schedules',
+        '/v1/schedules/{id}',
+        // The dashboard's routes (apps/api/src/dashboard-routes.ts).
+        '/v1/cron/next',
+        '/v1/jobs/{id}/detail',
+        '/v1/jobs/{id}/file',
+        '/v1/jobs/{id}/image',
+        '/v1/jobs/{id}/records',
+        '/v1/jobs/{id}/throughput',
+        '/v1/workers',
+      ].sort(),
     );
     expect(JSON.stringify(doc.paths['/v1/jobs/{id}'])).toContain('#/components/schemas/JobView');
     const view = JSON.stringify(doc.components.schemas.JobView);
@@ -209,7 +228,7 @@ describe('API as a multi-tenant service', () => {
     };
     const before = await scrape();
     const client = new JobClient(queues);
-    for (let i = 0; i < 30; i++) await client.enqueue(jobSpecSchema.parse(spec()), { principal: 'alice' });
+    for (let i = 0; i < 30; i++) await client.enqueue(jobSpecSchema.parse(spec(`s3://out/alice/m${i}/`)), { principal: 'alice' });
     const after = await scrape();
     queues.redis.sendCommand = send;
     expect(after.queued - before.queued).toBe(30);

@@ -60,7 +60,8 @@ declare module 'fastify' {
   }
 }
 
-const UI_ROUTE = { config: { public: true, withoutRedis: true } };
+// Pages, not API: left out of the OpenAPI document.
+const UI_ROUTE = { config: { public: true, withoutRedis: true }, schema: { hide: true } };
 
 // The page holds a bearer token: nothing may load from another origin, and no inline script runs.
 const CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";

@@ -35,8 +35,9 @@ export async function openEngine(options: OpenEngineOptions = {}): Promise<Opene
     ...(options.notice && { notice: options.notice }),
   });
   const { info } = engine;
-  // The engine's own class names (a TensorRT engine header carries the ONNX's) come first.
-  const names = Array.from({ length: info.numClasses }, (_, i) => info.classNames?.[i] ?? resolved.metadata.names[i] ?? String(i));
+  // The model file's names (readModelMetadata reads every kind, TensorRT engine headers included) unless
+  // --names overrode them; then whatever the engine itself reports.
+  const names = Array.from({ length: info.numClasses }, (_, i) => resolved.metadata.names[i] ?? info.classNames?.[i] ?? String(i));
   return {
     engine,
     names,
