@@ -1,6 +1,7 @@
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
-import { DetqQueues, queueConfigFromEnv, webhookHostsFromEnv } from '@detq/queue';
-import { S3Store } from '@detq/storage';
+import { faultSettingsFromEnv } from '@detq/core';
+import { checkRedisDurability, DetqQueues, queueConfigFromEnv, webhookHostsFromEnv } from '@detq/queue';
+import { S3Store, s3ConfigFromEnv } from '@detq/storage';
 import { createServer } from './create-server';
 import { TokenStore } from './token-store';
 
@@ -10,7 +11,13 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
   if (!tokensFile) throw new Error('DETQ_API_TOKENS_FILE is not set (create entries with `detq token create`)');
   const tokens = TokenStore.fromFile(tokensFile);
   const queues = new DetqQueues(queueConfigFromEnv(env));
-  const s3 = new S3Store();
+  try {
+    for (const warning of await checkRedisDurability(queues.redis, faultSettingsFromEnv(env).allowVolatileRedis)) console.error(`detq api: ${warning}`);
+  } catch (err) {
+    await queues.close();
+    throw err;
+  }
+  const s3 = new S3Store(s3ConfigFromEnv(env));
   const app = createServer({
     queues,
     tokens,

@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import {
+  ABORT,
+  checkRedisDurability,
   CHUNK_QUEUE,
   ChunkProcessor,
   ProgressReporter,
@@ -18,7 +20,8 @@ import {
   type SetJobData,
 } from '@detq/queue';
 import { RoutingStore, type ObjectStore } from '@detq/storage';
-import { engineChoiceSchema, FatalError, type EngineChoice } from '@detq/core';
+import type { Engine } from '@detq/inference';
+import { EngineFault, engineChoiceSchema, FatalError, faultSettingsFromEnv, type EngineChoice, type FaultSettings } from '@detq/core';
 
 export interface WorkerSettings {
   queue: QueueConfig;
@@ -41,6 +44,8 @@ export interface WorkerSettings {
   webhookHosts: string[];
   /** How often batch statistics go to Redis for /metrics. */
   statsIntervalMs: number;
+  /** Timeouts, outage budget, engine failure limit, drain deadline, volatile-Redis permission. */
+  faults: FaultSettings;
 }
 
 function engineChoiceFromEnv(value: string | undefined): EngineChoice {
@@ -65,13 +70,25 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     attempts: int(env.DETQ_CHUNK_ATTEMPTS, 5),
     webhookHosts: webhookHostsFromEnv(env),
     statsIntervalMs: int(env.DETQ_STATS_MS, 30_000),
+    faults: faultSettingsFromEnv(env),
   };
 }
+
+/** BullMQ's stalled check runs at least this often, so a dead worker's chunks restart within lock + 15 s. */
+export const MAX_STALLED_INTERVAL_MS = 15_000;
 
 export interface DetqWorker {
   readonly pool: EnginePool;
   readonly queues: DetqQueues;
-  /** Drains: takes no new chunks, lets the active ones (and their batches) finish, then disposes the engines. */
+  /**
+   * Settles when the worker gave up on its engine (DETQ_MAX_ENGINE_FAILURES chunks in a row failed by
+   * engine faults): it has stopped taking work; the process should close it and exit non-zero.
+   */
+  readonly engineFailed: Promise<EngineFault>;
+  /**
+   * Drains: takes no new chunks, lets the active ones (and their batches) finish, then disposes the
+   * engines. Chunks still running after the drain deadline are aborted and retried elsewhere.
+   */
   close(): Promise<void>;
 }
 
@@ -82,9 +99,17 @@ export interface DetqWorker {
  */
 export async function createWorker(
   settings: WorkerSettings = workerSettingsFromEnv(),
-  options: { store?: ObjectStore; log?: (line: string) => void } = {},
+  options: { store?: ObjectStore; log?: (line: string) => void; decorateEngine?: (engine: Engine) => Engine } = {},
 ): Promise<DetqWorker> {
   const log = options.log ?? ((line: string) => console.error(line));
+  const { faults } = settings;
+  const queues = new DetqQueues(settings.queue);
+  try {
+    for (const warning of await checkRedisDurability(queues.redis, faults.allowVolatileRedis)) log(`detq worker: ${warning}`);
+  } catch (err) {
+    await queues.close();
+    throw err;
+  }
   const store = options.store ?? new RoutingStore();
   const pool = new EnginePool({
     store,
@@ -93,14 +118,35 @@ export async function createWorker(
     ...(settings.threads && { threads: settings.threads }),
     engine: settings.engine,
     half: settings.half,
+    batchTimeoutMs: faults.batchTimeoutMs,
+    ...(options.decorateEngine && { decorate: options.decorateEngine }),
   });
   const rt = await pool.acquire();
   pool.release();
   log(`detq worker: ${rt.model.name} on ${rt.info.kind} (${rt.info.device}), concurrency ${settings.concurrency}`);
 
-  const queues = new DetqQueues(settings.queue);
   const progress = new ProgressReporter(queues.jobs, settings.progressIntervalMs);
-  const chunkProcessor = new ChunkProcessor({ store, pool, index: queues.index, progress });
+  // A broken engine fails fast, so it would drain the queue fastest: after N chunks in a row failed by
+  // engine faults the worker stops taking work and its supervisor restarts it.
+  let consecutiveFaults = 0;
+  let giveUp!: (fault: EngineFault) => void;
+  const engineFailed = new Promise<EngineFault>((resolve) => (giveUp = resolve));
+  const chunkProcessor = new ChunkProcessor({
+    store,
+    pool,
+    index: queues.index,
+    progress,
+    chunkTimeoutMs: faults.chunkTimeoutMs,
+    engineHealth: (fault) => {
+      consecutiveFaults = fault ? consecutiveFaults + 1 : 0;
+      if (fault && consecutiveFaults === faults.maxEngineFailures) {
+        log(`detq worker: ${consecutiveFaults} chunks in a row failed by engine faults (last: ${fault.message}); taking no more work`);
+        void chunkWorker.pause(true);
+        void setWorker.pause(true);
+        giveUp(fault);
+      }
+    },
+  });
   const setProcessor = new SetProcessor({
     jobs: queues.jobs,
     metrics: queues.metrics,
@@ -113,7 +159,7 @@ export async function createWorker(
   const common = {
     prefix: settings.queue.prefix,
     lockDuration: settings.lockDurationMs,
-    stalledInterval: settings.lockDurationMs,
+    stalledInterval: Math.min(settings.lockDurationMs, MAX_STALLED_INTERVAL_MS),
     // A chunk whose worker died twice is still retried once more before it counts as failed.
     maxStalledCount: 2,
     // An idle worker re-blocks every drainDelay seconds; new jobs wake it at once anyway, so a long
@@ -122,16 +168,18 @@ export async function createWorker(
   };
   // BullMQ does not close connections it was given, so they are kept here and closed after the workers.
   const connections = [connectRedis(settings.queue.redisUrl), connectRedis(settings.queue.redisUrl)] as const;
-  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, (job) => chunkProcessor.process(job), {
+  // The processor takes BullMQ's AbortSignal (its third parameter is what makes BullMQ pass one).
+  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, (job, _token, signal) => chunkProcessor.process(job, signal), {
     ...common,
     connection: connections[0],
     concurrency: settings.concurrency,
   });
+  // A lock that could not be renewed may already belong to another worker: stop labelling the chunk.
+  chunkWorker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids) chunkWorker.cancelJob(id, ABORT.lockLost);
+  });
   const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
     ...common,
-    // A set job is active only while planning or finalising: a slower stalled check costs little
-    // recovery time and saves Redis round trips while its chunks run.
-    stalledInterval: 2 * settings.lockDurationMs,
     connection: connections[1],
     concurrency: 2,
   });
@@ -146,9 +194,13 @@ export async function createWorker(
   return {
     pool,
     queues,
+    engineFailed,
     async close() {
       clearInterval(reporter);
+      // Chunks stuck past the drain deadline (e.g. waiting out an S3 outage) are aborted and retried elsewhere.
+      const drain = setTimeout(() => chunkWorker.cancelAllJobs(ABORT.shutdown), faults.drainTimeoutMs);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
+      clearTimeout(drain);
       await progress.close();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
       await pool.close();

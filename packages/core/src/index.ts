@@ -5,3 +5,4 @@ export * from './schemas';
 export * from './job-spec';
 export * from './label-options';
 export * from './hash';
+export * from './fault-settings';

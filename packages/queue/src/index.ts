@@ -14,3 +14,4 @@ export * from './transient-read-tracker';
 export * from './webhook';
 export * from './metrics-store';
 export * from './progress-reporter';
+export * from './redis-requirements';

@@ -1,7 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ObjectEntry, ObjectStore } from './object-store';
+import type { ObjectEntry, ObjectStore, ReadOptions } from './object-store';
 
 function toPath(uri: string): string {
   return uri.startsWith('file://') ? fileURLToPath(uri) : uri;
@@ -9,14 +10,14 @@ function toPath(uri: string): string {
 
 /** Local filesystem store. Writes go through a temp file and a rename so readers never see half a file. */
 export class FileStore implements ObjectStore {
-  async get(uri: string): Promise<Buffer> {
-    return readFile(toPath(uri));
+  async get(uri: string, options?: ReadOptions): Promise<Buffer> {
+    return readFile(toPath(uri), options?.signal ? { signal: options.signal } : {});
   }
 
   async put(uri: string, body: Buffer | string): Promise<void> {
     const path = toPath(uri);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
     await writeFile(tmp, body);
     await rename(tmp, path);
   }

@@ -10,8 +10,13 @@ export interface ObjectEntry {
  * The narrow storage interface every layer uses. Implementations: FileStore (paths, file://) and
  * S3Store (s3://). RoutingStore picks one per URI so callers never branch on the scheme.
  */
+/** Lets a caller stop a read it no longer needs (cancel, lost lock, deadline). */
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
 export interface ObjectStore {
-  get(uri: string): Promise<Buffer>;
+  get(uri: string, options?: ReadOptions): Promise<Buffer>;
   put(uri: string, body: Buffer | string, contentType?: string): Promise<void>;
   /** Recursive listing under a prefix, page by page, in key order. */
   list(prefixUri: string): AsyncIterable<ObjectEntry>;

@@ -1,5 +1,5 @@
 import { FileStore } from './file-store';
-import { isS3Uri, type ObjectEntry, type ObjectStore } from './object-store';
+import { isS3Uri, type ObjectEntry, type ObjectStore, type ReadOptions } from './object-store';
 import { S3Store } from './s3-store';
 
 /** Sends s3:// URIs to S3 (created on first use) and everything else to the filesystem. */
@@ -15,8 +15,8 @@ export class RoutingStore implements ObjectStore {
     return this.s3;
   }
 
-  get(uri: string): Promise<Buffer> {
-    return this.pick(uri).get(uri);
+  get(uri: string, options?: ReadOptions): Promise<Buffer> {
+    return this.pick(uri).get(uri, options);
   }
 
   put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {

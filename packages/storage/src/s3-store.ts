@@ -6,15 +6,28 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import type { ObjectEntry, ObjectStore } from './object-store';
+import { faultSettingsFromEnv } from '@detq/core';
+import type { ObjectEntry, ObjectStore, ReadOptions } from './object-store';
 import { parseS3Uri } from './s3-uri';
+import { retryTransient } from './transient';
 
-/** S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible servers. */
+/**
+ * S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible
+ * servers, and detq's S3 timeouts: without them a black-holed connection hangs a request forever.
+ */
 export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  const { s3 } = faultSettingsFromEnv(env);
   const config: S3ClientConfig = {
     region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ''),
-    maxAttempts: 5,
+    // The SDK's own retries absorb blips; longer outages are waited out by S3Store's outage budget.
+    maxAttempts: 3,
+    requestHandler: {
+      connectionTimeout: s3.connectTimeoutMs,
+      requestTimeout: s3.requestTimeoutMs,
+      throwOnRequestTimeout: true,
+      socketTimeout: s3.socketTimeoutMs,
+    },
   };
   if (env.S3_ENDPOINT) config.endpoint = env.S3_ENDPOINT;
   // Without explicit keys the SDK's default chain (process env, profiles, instance roles) applies.
@@ -27,43 +40,65 @@ export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientC
   return config;
 }
 
+export interface S3StoreOptions {
+  /** How long transient failures of one operation are retried (DETQ_S3_OUTAGE_BUDGET_MS). */
+  outageBudgetMs: number;
+}
+
+export function s3StoreOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): S3StoreOptions {
+  return { outageBudgetMs: faultSettingsFromEnv(env).s3.outageBudgetMs };
+}
+
+/** Every operation waits out transient failures for the outage budget; permanent ones throw at once. */
 export class S3Store implements ObjectStore {
   readonly client: S3Client;
 
-  constructor(config: S3ClientConfig = s3ConfigFromEnv()) {
+  constructor(
+    config: S3ClientConfig = s3ConfigFromEnv(),
+    private readonly options: S3StoreOptions = s3StoreOptionsFromEnv(),
+  ) {
     this.client = new S3Client(config);
   }
 
-  async get(uri: string): Promise<Buffer> {
+  private retry<T>(attempt: (signal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return retryTransient(attempt, { budgetMs: this.options.outageBudgetMs, ...(signal && { signal }) });
+  }
+
+  async get(uri: string, options: ReadOptions = {}): Promise<Buffer> {
     const { bucket, key } = parseS3Uri(uri);
-    const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    if (!res.Body) return Buffer.alloc(0);
-    return Buffer.from(await res.Body.transformToByteArray());
+    // The body is read inside the attempt: a connection that dies mid-body is retried like one that never answered.
+    return this.retry(async (abortSignal) => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), abortSignal ? { abortSignal } : {});
+      if (!res.Body) return Buffer.alloc(0);
+      return Buffer.from(await res.Body.transformToByteArray());
+    }, options.signal);
   }
 
   async put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
     const { bucket, key } = parseS3Uri(uri);
-    await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+    await this.retry(() => this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType })));
   }
 
   async exists(uri: string): Promise<boolean> {
     const { bucket, key } = parseS3Uri(uri);
-    try {
-      await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return true;
-    } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 404) return false;
-      throw err;
-    }
+    return this.retry(async () => {
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return true;
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 404) return false;
+        throw err;
+      }
+    });
   }
 
   async *list(prefixUri: string): AsyncIterable<ObjectEntry> {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      const page = await this.retry(() =>
+        this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token })),
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;
