@@ -1,5 +1,5 @@
 import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
-import type { JobSpec } from '@detq/core';
+import { FatalError, type JobSpec } from '@detq/core';
 import { joinUri } from '@detq/storage';
 import type { EnginePool, LabelRuntime, ModelRef } from './engine-pool';
 import type { Finaliser, Summary } from './finaliser';
@@ -80,7 +80,8 @@ export class SetProcessor {
 
   private async withRuntime<T>(model: ModelRef, fn: (rt: LabelRuntime) => Promise<T> | T): Promise<T> {
     const rt = await this.deps.pool.acquire(model).catch((err: unknown) => {
-      throw new UnrecoverableError(`cannot load the model: ${(err as Error).message}`);
+      // A bad model stays bad; a transient fetch failure (after the outage budget) is retried.
+      throw err instanceof FatalError ? new UnrecoverableError(`cannot load the model: ${err.message}`) : err;
     });
     try {
       return await fn(rt);
