@@ -1,42 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createToken } from '@detq/api';
-import { REPO_ROOT } from '@detq/core';
 import { DetqQueues, JobClient } from '@detq/queue';
 import { S3Store, s3ConfigFromEnv } from '@detq/storage';
 import { startS3Server, type TestS3Server } from '../helpers/s3-server';
 import { cocoImageNames, tempDir } from '../helpers/fixtures';
 import { badFiles, dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
-
-const DETQ = join(REPO_ROOT, 'apps/cli/bin/detq.js');
-
-interface Proc {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function start(args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(process.execPath, [DETQ, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, output: () => out, exited };
-}
-
-async function freePort(): Promise<number> {
-  const srv = createNetServer().listen(0, '127.0.0.1');
-  await new Promise((r) => srv.once('listening', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { freePort, start, type Proc } from './procs';
 
 type Coco = { images: { id: number; file_name: string }[]; annotations: { image_id: number; category_id: number; bbox: number[]; score: number }[] };
 
@@ -104,6 +75,8 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
       DETQ_LOCK_MS: '4000',
       DETQ_PROGRESS_MS: '250',
       DETQ_STATS_MS: '500',
+      // The shared test Redis may run without persistence; durability has its own test (worker-faults).
+      DETQ_ALLOW_VOLATILE_REDIS: '1',
     };
     queues = new DetqQueues(config);
     client = new JobClient(queues);

@@ -77,6 +77,13 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
 /** BullMQ's stalled check runs at least this often, so a dead worker's chunks restart within lock + 15 s. */
 export const MAX_STALLED_INTERVAL_MS = 15_000;
 
+export interface CreateWorkerOptions {
+  store?: ObjectStore;
+  log?: (line: string) => void;
+  /** Wraps every engine the worker opens (instrumentation; the fault tests inject engine failures here). */
+  decorateEngine?: (engine: Engine) => Engine;
+}
+
 export interface DetqWorker {
   readonly pool: EnginePool;
   readonly queues: DetqQueues;
@@ -99,7 +106,7 @@ export interface DetqWorker {
  */
 export async function createWorker(
   settings: WorkerSettings = workerSettingsFromEnv(),
-  options: { store?: ObjectStore; log?: (line: string) => void; decorateEngine?: (engine: Engine) => Engine } = {},
+  options: CreateWorkerOptions = {},
 ): Promise<DetqWorker> {
   const log = options.log ?? ((line: string) => console.error(line));
   const { faults } = settings;

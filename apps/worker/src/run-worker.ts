@@ -1,13 +1,13 @@
 import { FatalError } from '@detq/core';
-import { createWorker, workerSettingsFromEnv, type WorkerSettings } from './create-worker';
+import { createWorker, workerSettingsFromEnv, type CreateWorkerOptions, type WorkerSettings } from './create-worker';
 
 /**
  * Runs a worker until SIGTERM/SIGINT, then drains (no new chunks, in-flight batches and chunks finish)
  * and resolves, so the process can exit 0. A second signal exits at once. A worker whose engine keeps
  * failing drains too, then fails with ENGINE_UNAVAILABLE (exit 6) so its supervisor restarts it.
  */
-export async function runWorker(settings: WorkerSettings = workerSettingsFromEnv()): Promise<void> {
-  const worker = await createWorker(settings);
+export async function runWorker(settings: WorkerSettings = workerSettingsFromEnv(), options: CreateWorkerOptions = {}): Promise<void> {
+  const worker = await createWorker(settings, options);
   const ended = await new Promise<{ signal: string } | { fault: Error }>((resolve) => {
     const stop = (signal: string) => {
       console.error(`detq worker: ${signal}, draining`);
