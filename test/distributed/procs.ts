@@ -68,6 +68,7 @@ export async function startRedis(config: string[]): Promise<PrivateRedis> {
   const up = async () => {
     proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, ...config], { stdio: 'ignore' });
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+    probe.on('error', () => undefined); // refused until the server is up
     try {
       await waitFor('redis-server to answer', async () => ((await probe.ping().catch(() => undefined)) === 'PONG' ? true : undefined), 20_000);
     } finally {

@@ -14,10 +14,10 @@ export interface FaultProxy {
   mode(): ProxyMode;
   set(mode: ProxyMode): Promise<void>;
   /**
-   * Switches to `mode` the first time a client sends bytes matching `pattern` (e.g. an HTTP request
+   * Switches to `mode` the `nth` time a client sends bytes matching `pattern` (e.g. an HTTP request
    * line), before forwarding them; resolves when that happened.
    */
-  when(pattern: RegExp, mode: ProxyMode): Promise<void>;
+  when(pattern: RegExp, mode: ProxyMode, nth?: number): Promise<void>;
   /** Client connections accepted so far. */
   connections(): number;
   close(): Promise<void>;
@@ -36,7 +36,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
   let mode: ProxyMode = 'pass';
   let accepted = 0;
   const pairs = new Set<Pair>();
-  const triggers: { pattern: RegExp; mode: ProxyMode; fire: () => void }[] = [];
+  const triggers: { pattern: RegExp; mode: ProxyMode; left: number; fire: () => void }[] = [];
   let server: Server | undefined;
   let port = 0;
 
@@ -60,7 +60,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     client.on('data', (data: Buffer) => {
       const text = data.toString('latin1');
       for (const t of [...triggers]) {
-        if (!t.pattern.test(text)) continue;
+        if (!t.pattern.test(text) || --t.left > 0) continue;
         triggers.splice(triggers.indexOf(t), 1);
         void apply(t.mode).then(t.fire);
       }
@@ -104,7 +104,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     port,
     mode: () => mode,
     set: apply,
-    when: (pattern, next) => new Promise<void>((fire) => triggers.push({ pattern, mode: next, fire })),
+    when: (pattern, next, nth = 1) => new Promise<void>((fire) => triggers.push({ pattern, mode: next, left: nth, fire })),
     connections: () => accepted,
     async close() {
       for (const p of [...pairs]) drop(p);
