@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobSpecSchema } from '@detq/core';
+import { DetqQueues, JobClient } from '@detq/queue';
+import { S3Store, s3ConfigFromEnv } from '@detq/storage';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy';
+import { startS3Server, type TestS3Server } from '../helpers/s3-server';
+import { dropPrefix, testQueueConfig, waitFor, waitForEnd, type Manifest } from './helpers';
+import { expectEveryKeyOnce, uploadSpreadSet } from './fault-scenario';
+import { kill, start, workerReady, type Proc } from './procs';
+
+const OUTAGE_MS = 60_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * S3 outages against real worker processes. Each scenario is its own deployment (queue prefix, worker,
+ * fault proxy in front of the one s3rver), so the scenarios run at once and the two 60 s outages overlap.
+ */
+describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, black-holed', () => {
+  let s3: TestS3Server;
+  let store: S3Store;
+  const procs: Proc[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    s3 = await startS3Server();
+    store = new S3Store(s3ConfigFromEnv(s3.env));
+  });
+
+  afterAll(async () => {
+    for (const p of procs) kill(p);
+    for (const c of cleanups) await c().catch(() => undefined);
+    store?.destroy();
+    await s3?.stop();
+  });
+
+  /** A deployment whose workers reach S3 only through a fault proxy. */
+  const deployment = async (extraEnv: Record<string, string> = {}) => {
+    const config = testQueueConfig();
+    const queues = new DetqQueues(config);
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) });
+    cleanups.push(async () => {
+      await queues.close();
+      await dropPrefix(config.prefix);
+      await proxy.close();
+    });
+    const env = {
+      ...process.env,
+      ...s3.env,
+      S3_ENDPOINT: proxy.endpoint,
+      REDIS_URL: config.redisUrl,
+      DETQ_QUEUE_PREFIX: config.prefix,
+      DETQ_ALLOW_VOLATILE_REDIS: '1',
+      DETQ_THREADS: '1',
+      DETQ_LOCK_MS: '4000',
+      DETQ_PROGRESS_MS: '250',
+      ...extraEnv,
+    };
+    const worker = () => {
+      const p = start(['worker'], env);
+      procs.push(p);
+      return p;
+    };
+    return { queues, client: new JobClient(queues), proxy, worker };
+  };
+  const spec = (name: string) =>
+    jobSpecSchema.parse({ input: { uri: `s3://in/${name}/` }, output: { uri: `s3://out/${name}/`, formats: ['jsonl'] }, chunkSize: 4 });
+  const outage = async (proxy: FaultProxy, ms: number) => {
+    await sleep(ms);
+    expect(proxy.mode()).not.toBe('pass');
+    await proxy.set('pass');
+  };
+
+  it('S3 refused for 60 s mid-job: the job completes with every image labelled', async () => {
+    const { client, proxy, worker } = await deployment();
+    const set = await uploadSpreadSet(store, 's3://in/s3mid/', 24);
+    const w = worker();
+    await workerReady(w);
+    const refused = proxy.when(/GET \/in\/s3mid\//, 'refuse', 10);
+    const { id } = await client.enqueue(spec('s3mid'));
+    await refused;
+    await outage(proxy, OUTAGE_MS);
+    const view = await waitForEnd(client, id, 240_000);
+    expect(view.status, w.output()).toBe('completed_with_errors');
+    expect(view.counts).toEqual({ total: set.keys.length, done: set.keys.length, failed: 8 });
+    await expectEveryKeyOnce(store, 's3://out/s3mid/', set);
+  }, 400_000);
+
+  it('S3 refused for 60 s while finalising: the job completes with its outputs', async () => {
+    const { client, proxy, worker } = await deployment();
+    const set = await uploadSpreadSet(store, 's3://in/s3fin/', 24);
+    const w = worker();
+    await workerReady(w);
+    // Only the finaliser reads chunk results back.
+    const refused = proxy.when(/GET \/out\/s3fin\/\S*chunks\//, 'refuse');
+    const { id } = await client.enqueue(spec('s3fin'));
+    await refused;
+    await outage(proxy, OUTAGE_MS);
+    const view = await waitForEnd(client, id, 240_000);
+    expect(view.status, w.output()).toBe('completed_with_errors');
+    expect(view.counts).toEqual({ total: set.keys.length, done: set.keys.length, failed: 8 });
+    await expectEveryKeyOnce(store, 's3://out/s3fin/', set);
+  }, 400_000);
+
+  it('S3 black-holed: SIGTERM drains, chunks time out and are retried, the job completes after recovery; cancel frees the slots', async () => {
+    const { queues, client, proxy, worker } = await deployment({
+      DETQ_S3_CONNECT_TIMEOUT_MS: '2000',
+      DETQ_S3_REQUEST_TIMEOUT_MS: '3000',
+      DETQ_S3_SOCKET_TIMEOUT_MS: '3000',
+      DETQ_CHUNK_TIMEOUT_MS: '20000',
+      DETQ_DRAIN_TIMEOUT_MS: '3000',
+    });
+    const set = await uploadSpreadSet(store, 's3://in/bh/', 24);
+    const first = worker();
+    await workerReady(first);
+    const holed = proxy.when(/GET \/in\/bh\//, 'blackhole', 10);
+    const { id } = await client.enqueue(spec('bh'));
+    await holed;
+    await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
+    // Draining cannot wait for S3 forever: past the drain deadline the stuck chunks are handed back.
+    first.child.kill('SIGTERM');
+    expect((await first.exited).code, first.output()).toBe(0);
+    expect(first.output()).toContain('drained');
+
+    const second = worker();
+    await workerReady(second);
+    // Longer than the chunk deadline: the chunks the second worker takes time out and go back to the queue.
+    await waitFor('a chunk to miss its deadline', async () => (/chunk deadline of 20000 ms exceeded/.test(second.output()) ? true : undefined), 120_000);
+    await proxy.set('pass');
+    const view = await waitForEnd(client, id, 240_000);
+    expect(view.status, second.output()).toBe('completed_with_errors');
+    expect(view.counts).toEqual({ total: set.keys.length, done: set.keys.length, failed: 8 });
+    await expectEveryKeyOnce(store, 's3://out/bh/', set);
+
+    // Cancel while S3 is black-holed: the stuck chunks stop at once and free the worker's slots.
+    const small = await uploadSpreadSet(store, 's3://in/bh-cancel/', 16);
+    const holedAgain = proxy.when(/GET \/in\/bh-cancel\//, 'blackhole', 2);
+    const cancelled = await client.enqueue(spec('bh-cancel'));
+    await holedAgain;
+    await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
+    expect(await client.cancel(cancelled.id)).toBe('cancelled');
+    await waitFor('the slots to be freed', async () => ((await queues.chunks.getActiveCount()) === 0 ? true : undefined), 60_000);
+    expect(proxy.mode()).toBe('blackhole');
+    await proxy.set('pass');
+    const summary = await waitFor('the cancelled job to be finalised', async () => {
+      const body = await store.get('s3://out/bh-cancel/summary.json').catch(() => undefined);
+      return body && (JSON.parse(body.toString()) as { status: string });
+    }, 120_000);
+    expect(summary.status).toBe('cancelled');
+    const manifest = JSON.parse((await store.get('s3://out/bh-cancel/manifest.json')).toString()) as Manifest;
+    expect(manifest.images.map((i) => i.key).sort()).toEqual(small.keys);
+    for (const e of manifest.images) if (!(e.key in small.bad)) expect([undefined, 'CANCELLED'], e.key).toContain(e.error?.code);
+    second.child.kill('SIGTERM');
+    expect((await second.exited).code).toBe(0);
+  }, 400_000);
+});
