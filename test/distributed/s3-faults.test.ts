@@ -152,4 +152,26 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
     second.child.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);
   }, 400_000);
+
+  it('a chunk whose lock is lost stops (BullMQ lockRenewalFailed -> AbortSignal) and is labelled once by its next owner', async () => {
+    const { queues, client, proxy, worker } = await deployment();
+    const set = await uploadSpreadSet(store, 's3://in/lock/', 16);
+    const w = worker();
+    await workerReady(w);
+    // The black hole keeps the chunks active while their locks are taken away.
+    const holed = proxy.when(/GET \/in\/lock\//, 'blackhole', 2);
+    const { id } = await client.enqueue(spec('lock'));
+    await holed;
+    const active = await waitFor('chunks stuck on the black hole', async () => {
+      const jobs = await queues.chunks.getActive();
+      return jobs.length > 0 ? jobs : undefined;
+    });
+    await queues.redis.del(...active.map((j) => `${queues.config.prefix}:chunks:${j.id}:lock`));
+    await waitFor('the worker to stop the chunks', async () => (/lock lost, stopped labelling it/.test(w.output()) ? true : undefined), 60_000);
+    await proxy.set('pass');
+    const view = await waitForEnd(client, id, 240_000);
+    expect(view.status, w.output()).toBe('completed_with_errors');
+    expect(view.counts).toEqual({ total: set.keys.length, done: set.keys.length, failed: 8 });
+    await expectEveryKeyOnce(store, 's3://out/lock/', set);
+  }, 400_000);
 });

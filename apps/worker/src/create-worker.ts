@@ -183,7 +183,7 @@ export async function createWorker(
   });
   // A lock that could not be renewed may already belong to another worker: stop labelling the chunk.
   chunkWorker.on('lockRenewalFailed', (ids) => {
-    for (const id of ids) chunkWorker.cancelJob(id, ABORT.lockLost);
+    for (const id of ids) if (chunkWorker.cancelJob(id, ABORT.lockLost)) log(`detq worker: chunk ${id}: lock lost, stopped labelling it`);
   });
   const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
     ...common,
