@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import type { DetectParams, OutputFormat } from '@detq/core';
+import { EngineFault, FatalError, type DetectParams, type OutputFormat } from '@detq/core';
 import { renderPreview, type DecodeLimits } from '@detq/imaging';
 import type { EngineChoice } from '@detq/inference';
 import { OutputWriter, type CocoIdMap } from '@detq/formats';
@@ -132,6 +132,10 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       params: options.params,
       outputs,
     };
+  } catch (err) {
+    // A broken engine is not the images' fault: the run stops instead of marking every image failed.
+    if (err instanceof EngineFault) throw new FatalError('ENGINE_UNAVAILABLE', err.message, { cause: err });
+    throw err;
   } finally {
     await batcher.close();
     await engine.dispose();
