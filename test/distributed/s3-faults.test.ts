@@ -72,10 +72,10 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
 
   it('S3 refused for 60 s mid-job: the job completes with every image labelled', async () => {
     const { client, proxy, worker } = await deployment();
-    const set = await uploadSpreadSet(store, 's3://in/s3mid/', 24);
+    const set = await uploadSpreadSet(store, 's3://in/s3mid/', 16);
     const w = worker();
     await workerReady(w);
-    const refused = proxy.when(/GET \/in\/s3mid\//, 'refuse', 10);
+    const refused = proxy.when(/GET \/in\/s3mid\//, 'refuse', 8);
     const { id } = await client.enqueue(spec('s3mid'));
     await refused;
     await outage(proxy, OUTAGE_MS);
@@ -87,7 +87,7 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
 
   it('S3 refused for 60 s while finalising: the job completes with its outputs', async () => {
     const { client, proxy, worker } = await deployment();
-    const set = await uploadSpreadSet(store, 's3://in/s3fin/', 24);
+    const set = await uploadSpreadSet(store, 's3://in/s3fin/', 16);
     const w = worker();
     await workerReady(w);
     // Only the finaliser reads chunk results back.
@@ -109,10 +109,10 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
       DETQ_CHUNK_TIMEOUT_MS: '20000',
       DETQ_DRAIN_TIMEOUT_MS: '3000',
     });
-    const set = await uploadSpreadSet(store, 's3://in/bh/', 24);
+    const set = await uploadSpreadSet(store, 's3://in/bh/', 16);
     const first = worker();
     await workerReady(first);
-    const holed = proxy.when(/GET \/in\/bh\//, 'blackhole', 10);
+    const holed = proxy.when(/GET \/in\/bh\//, 'blackhole', 8);
     const { id } = await client.enqueue(spec('bh'));
     await holed;
     await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
@@ -132,7 +132,7 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
     await expectEveryKeyOnce(store, 's3://out/bh/', set);
 
     // Cancel while S3 is black-holed: the stuck chunks stop at once and free the worker's slots.
-    const small = await uploadSpreadSet(store, 's3://in/bh-cancel/', 16);
+    const small = await uploadSpreadSet(store, 's3://in/bh-cancel/', 8);
     const holedAgain = proxy.when(/GET \/in\/bh-cancel\//, 'blackhole', 2);
     const cancelled = await client.enqueue(spec('bh-cancel'));
     await holedAgain;

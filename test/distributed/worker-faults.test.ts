@@ -81,7 +81,8 @@ describe('worker faults: a broken engine, a Redis restart, a Redis that cannot k
     redises.push(redis);
     const config = { redisUrl: redis.url, prefix: '{detq}' };
     const { queues, client } = deployment(config);
-    queues.redis.on('error', () => undefined); // refused while Redis is down; commands wait for the reconnect
+    // Refused while Redis is down; commands wait for the reconnect.
+    for (const emitter of [queues.redis, queues.sets, queues.chunks]) emitter.on('error', () => undefined);
     // No DETQ_ALLOW_VOLATILE_REDIS: this Redis persists, so the worker accepts it.
     const env = { ...baseEnv(), REDIS_URL: redis.url, DETQ_QUEUE_PREFIX: config.prefix, DETQ_ALLOW_VOLATILE_REDIS: '' };
     const set = await uploadSpreadSet(store, 's3://in/restart/', 24);

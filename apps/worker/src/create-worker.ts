@@ -187,6 +187,9 @@ export async function createWorker(
   });
   const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
     ...common,
+    // A set job is active only while planning or finalising: a slower stalled check costs little
+    // recovery time and saves Redis round trips while its chunks run.
+    stalledInterval: 2 * settings.lockDurationMs,
     connection: connections[1],
     concurrency: 2,
   });
