@@ -1,7 +1,7 @@
 import { ListBucketsCommand } from '@aws-sdk/client-s3';
 import { faultSettingsFromEnv } from '@detq/core';
 import { checkRedisDurability, DetqQueues, queueConfigFromEnv, webhookHostsFromEnv } from '@detq/queue';
-import { S3Store, s3ConfigFromEnv } from '@detq/storage';
+import { S3Store, s3ConfigFromEnv, s3StoreOptionsFromEnv } from '@detq/storage';
 import { createServer } from './create-server';
 import { TokenStore } from './token-store';
 
@@ -17,7 +17,7 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
     await queues.close();
     throw err;
   }
-  const s3 = new S3Store(s3ConfigFromEnv(env));
+  const s3 = new S3Store(s3ConfigFromEnv(env), s3StoreOptionsFromEnv(env));
   const app = createServer({
     queues,
     tokens,
