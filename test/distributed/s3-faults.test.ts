@@ -111,47 +111,57 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
     });
     const set = await uploadSpreadSet(store, 's3://in/bh/', 16);
     const first = worker();
-    await workerReady(first);
-    const holed = proxy.when(/GET \/in\/bh\//, 'blackhole', 8);
-    const { id } = await client.enqueue(spec('bh'));
-    await holed;
-    await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
-    // Draining cannot wait for S3 forever: past the drain deadline the stuck chunks are handed back.
-    first.child.kill('SIGTERM');
-    expect((await first.exited).code, first.output()).toBe(0);
-    expect(first.output()).toContain('drained');
+    let second: Proc | undefined;
+    // On a failure, the workers' logs say which step stuck.
+    const logs = () => `first worker:\n${first.output()}\nsecond worker:\n${second?.output() ?? ''}`;
+    try {
+      await workerReady(first);
+      const holed = proxy.when(/GET \/in\/bh\//, 'blackhole', 8);
+      const { id } = await client.enqueue(spec('bh'));
+      await holed;
+      await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
+      // Draining cannot wait for S3 forever: past the drain deadline the stuck chunks are handed back.
+      first.child.kill('SIGTERM');
+      const drained = await Promise.race([first.exited, sleep(90_000).then(() => ({ code: 'still running after 90 s' }))]);
+      expect(drained.code, first.output()).toBe(0);
+      expect(first.output()).toContain('drained');
 
-    const second = worker();
-    await workerReady(second);
-    // Longer than the chunk deadline: the chunks the second worker takes time out and go back to the queue.
-    await waitFor('a chunk to miss its deadline', async () => (/chunk deadline of 20000 ms exceeded/.test(second.output()) ? true : undefined), 120_000);
-    await proxy.set('pass');
-    const view = await waitForEnd(client, id, 240_000);
-    expect(view.status, second.output()).toBe('completed_with_errors');
-    expect(view.counts).toEqual({ total: set.keys.length, done: set.keys.length, failed: 8 });
-    await expectEveryKeyOnce(store, 's3://out/bh/', set);
+      const w2 = worker();
+      second = w2;
+      await workerReady(w2);
+      // Longer than the chunk deadline: the chunks the second worker takes time out and go back to the queue.
+      await waitFor('a chunk to miss its deadline', async () => (/chunk deadline of 20000 ms exceeded/.test(w2.output()) ? true : undefined), 120_000);
+      await proxy.set('pass');
+      const view = await waitForEnd(client, id, 180_000);
+      expect(view.status, w2.output()).toBe('completed_with_errors');
+      expect(view.counts).toEqual({ total: set.keys.length, done: set.keys.length, failed: 8 });
+      await expectEveryKeyOnce(store, 's3://out/bh/', set);
 
-    // Cancel while S3 is black-holed: the stuck chunks stop at once and free the worker's slots.
-    const small = await uploadSpreadSet(store, 's3://in/bh-cancel/', 8);
-    const holedAgain = proxy.when(/GET \/in\/bh-cancel\//, 'blackhole', 2);
-    const cancelled = await client.enqueue(spec('bh-cancel'));
-    await holedAgain;
-    await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
-    expect(await client.cancel(cancelled.id)).toBe('cancelled');
-    await waitFor('the slots to be freed', async () => ((await queues.chunks.getActiveCount()) === 0 ? true : undefined), 60_000);
-    expect(proxy.mode()).toBe('blackhole');
-    await proxy.set('pass');
-    const summary = await waitFor('the cancelled job to be finalised', async () => {
-      const body = await store.get('s3://out/bh-cancel/summary.json').catch(() => undefined);
-      return body && (JSON.parse(body.toString()) as { status: string });
-    }, 120_000);
-    expect(summary.status).toBe('cancelled');
-    const manifest = JSON.parse((await store.get('s3://out/bh-cancel/manifest.json')).toString()) as Manifest;
-    expect(manifest.images.map((i) => i.key).sort()).toEqual(small.keys);
-    for (const e of manifest.images) if (!(e.key in small.bad)) expect([undefined, 'CANCELLED'], e.key).toContain(e.error?.code);
-    second.child.kill('SIGTERM');
-    expect((await second.exited).code).toBe(0);
-  }, 400_000);
+      // Cancel while S3 is black-holed: the stuck chunks stop at once and free the worker's slots.
+      const small = await uploadSpreadSet(store, 's3://in/bh-cancel/', 8);
+      const holedAgain = proxy.when(/GET \/in\/bh-cancel\//, 'blackhole', 2);
+      const cancelled = await client.enqueue(spec('bh-cancel'));
+      await holedAgain;
+      await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
+      expect(await client.cancel(cancelled.id)).toBe('cancelled');
+      await waitFor('the slots to be freed', async () => ((await queues.chunks.getActiveCount()) === 0 ? true : undefined), 60_000);
+      expect(proxy.mode()).toBe('blackhole');
+      await proxy.set('pass');
+      const summary = await waitFor('the cancelled job to be finalised', async () => {
+        const body = await store.get('s3://out/bh-cancel/summary.json').catch(() => undefined);
+        return body && (JSON.parse(body.toString()) as { status: string });
+      }, 120_000);
+      expect(summary.status).toBe('cancelled');
+      const manifest = JSON.parse((await store.get('s3://out/bh-cancel/manifest.json')).toString()) as Manifest;
+      expect(manifest.images.map((i) => i.key).sort()).toEqual(small.keys);
+      for (const e of manifest.images) if (!(e.key in small.bad)) expect([undefined, 'CANCELLED'], e.key).toContain(e.error?.code);
+      w2.child.kill('SIGTERM');
+      expect((await w2.exited).code).toBe(0);
+    } catch (err) {
+      console.error(logs());
+      throw err;
+    }
+  }, 560_000);
 
   it('a chunk whose lock is lost stops (BullMQ lockRenewalFailed -> AbortSignal) and is labelled once by its next owner', async () => {
     const { queues, client, proxy, worker } = await deployment();
