@@ -83,7 +83,8 @@ export class ChunkProcessor {
       const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - 1;
       if (input.transient && attemptsLeft > 0)
         throw new Error(`transient storage error, chunk will be retried: ${input.transient.message}`);
-      await this.deps.store.put(d.resultUri, records.map(recordLine).join(''), 'application/x-ndjson');
+      // The result write also stops on a shutdown or lost lock instead of waiting out an S3 outage.
+      await this.deps.store.put(d.resultUri, records.map(recordLine).join(''), 'application/x-ndjson', { signal: stop });
       if (d.indexFingerprint) {
         const labelled = d.images.filter((_, i) => !records[i]?.error);
         await this.deps.index.record(d.indexFingerprint, labelled);

@@ -20,8 +20,8 @@ export class TransientReadTracker implements ObjectStore {
     }
   }
 
-  put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
-    return this.inner.put(uri, body, contentType);
+  put(uri: string, body: Buffer | string, contentType?: string, options?: ReadOptions): Promise<void> {
+    return this.inner.put(uri, body, contentType, options);
   }
 
   list(prefixUri: string): AsyncIterable<ObjectEntry> {

@@ -10,14 +10,14 @@ export interface ObjectEntry {
  * The narrow storage interface every layer uses. Implementations: FileStore (paths, file://) and
  * S3Store (s3://). RoutingStore picks one per URI so callers never branch on the scheme.
  */
-/** Lets a caller stop a read it no longer needs (cancel, lost lock, deadline). */
+/** Lets a caller stop a request it no longer needs (cancel, lost lock, deadline, shutdown). */
 export interface ReadOptions {
   signal?: AbortSignal;
 }
 
 export interface ObjectStore {
   get(uri: string, options?: ReadOptions): Promise<Buffer>;
-  put(uri: string, body: Buffer | string, contentType?: string): Promise<void>;
+  put(uri: string, body: Buffer | string, contentType?: string, options?: ReadOptions): Promise<void>;
   /** Recursive listing under a prefix, page by page, in key order. */
   list(prefixUri: string): AsyncIterable<ObjectEntry>;
   /** Whether an object exists. */

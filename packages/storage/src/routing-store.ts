@@ -19,8 +19,8 @@ export class RoutingStore implements ObjectStore {
     return this.pick(uri).get(uri, options);
   }
 
-  put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
-    return this.pick(uri).put(uri, body, contentType);
+  put(uri: string, body: Buffer | string, contentType?: string, options?: ReadOptions): Promise<void> {
+    return this.pick(uri).put(uri, body, contentType, options);
   }
 
   exists(uri: string): Promise<boolean> {

@@ -74,9 +74,12 @@ export class S3Store implements ObjectStore {
     }, options.signal);
   }
 
-  async put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
+  async put(uri: string, body: Buffer | string, contentType?: string, options: ReadOptions = {}): Promise<void> {
     const { bucket, key } = parseS3Uri(uri);
-    await this.retry(() => this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType })));
+    await this.retry(
+      (abortSignal) => this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }), abortSignal ? { abortSignal } : {}),
+      options.signal,
+    );
   }
 
   async exists(uri: string): Promise<boolean> {
