@@ -143,6 +143,8 @@ describe.concurrent('S3 faults: refused for 60 s mid-job and while finalising, b
       const cancelled = await client.enqueue(spec('bh-cancel'));
       await holedAgain;
       await waitFor('chunks stuck on the black hole', async () => ((await queues.chunks.getActiveCount()) > 0 ? true : undefined));
+      // Cancel during planning is another story (issue 7's plan half): cancel once the plan is recorded.
+      await waitFor('planning to end', async () => ((await client.view(cancelled.id))?.status === 'running' ? true : undefined));
       expect(await client.cancel(cancelled.id)).toBe('cancelled');
       await waitFor('the slots to be freed', async () => ((await queues.chunks.getActiveCount()) === 0 ? true : undefined), 60_000);
       expect(proxy.mode()).toBe('blackhole');
