@@ -4,7 +4,7 @@
 // answers on REDIS_URL, installs chromium when missing, typechecks, runs vitest and prints one closing
 // "N passed, N failed" line.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +36,9 @@ const ping = () =>
   });
 if (!(await ping())) {
   console.log(`detq test: nothing answers on ${url.host}; starting redis-server`);
-  const r = spawnSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', url.port || '6379', '--save', '', '--appendonly', 'no'], { stdio: 'inherit' });
+  // With AOF on, as detq requires of a production Redis (workers and the API refuse one without persistence).
+  const dir = mkdtempSync(join(tmpdir(), 'detq-test-redis-'));
+  const r = spawnSync('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', url.port || '6379', '--dir', dir, '--save', '', '--appendonly', 'yes'], { stdio: 'inherit' });
   if (r.error || r.status !== 0) {
     console.error('detq test: could not start redis-server (install it, e.g. apt-get install redis-server, or set REDIS_URL)');
     process.exit(1);

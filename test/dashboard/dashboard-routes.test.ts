@@ -24,8 +24,8 @@ class CountingStore implements ObjectStore {
   put(uri: string, body: Buffer | string, contentType?: string) {
     return this.inner.put(uri, body, contentType);
   }
-  upload(uri: string, body: Readable, contentType?: string) {
-    return this.inner.upload(uri, body, contentType);
+  upload(uri: string, open: () => Readable, contentType?: string) {
+    return this.inner.upload(uri, open, contentType);
   }
   list(prefixUri: string) {
     return this.inner.list(prefixUri);

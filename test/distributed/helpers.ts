@@ -85,9 +85,9 @@ export interface DetqProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `detq <args>` as a real process. */
-export function startDetq(args: string[], env: NodeJS.ProcessEnv): DetqProcess {
-  const child = spawn(process.execPath, [DETQ_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `node <args>` as a real process, collecting its output. */
+export function startNode(args: string[], env: NodeJS.ProcessEnv): DetqProcess {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -95,6 +95,11 @@ export function startDetq(args: string[], env: NodeJS.ProcessEnv): DetqProcess {
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
   return { child, output: () => out, exited };
+}
+
+/** Runs `detq <args>` as a real process. */
+export function startDetq(args: string[], env: NodeJS.ProcessEnv): DetqProcess {
+  return startNode([DETQ_BIN, ...args], env);
 }
 
 export async function freePort(): Promise<number> {

@@ -29,8 +29,8 @@ class FaultStore implements ObjectStore {
     return this.inner.put(uri, body, contentType);
   }
 
-  upload(uri: string, body: Readable, contentType?: string): Promise<void> {
-    return this.inner.upload(uri, body, contentType);
+  upload(uri: string, open: () => Readable, contentType?: string): Promise<void> {
+    return this.inner.upload(uri, open, contentType);
   }
 
   exists(uri: string): Promise<boolean> {

@@ -75,6 +75,8 @@ describe('processes: detq api + two detq workers over the 136-file acceptance se
       DETQ_LOCK_MS: '4000',
       DETQ_PROGRESS_MS: '250',
       DETQ_STATS_MS: '500',
+      // The shared test Redis may run without persistence; durability has its own test (worker-faults).
+      DETQ_ALLOW_VOLATILE_REDIS: '1',
     };
     queues = new DetqQueues(config);
     client = new JobClient(queues);

@@ -30,8 +30,8 @@ class CountingStore implements ObjectStore {
   put(uri: string, body: Buffer | string, contentType?: string) {
     return this.inner.put(uri, body, contentType);
   }
-  upload(uri: string, body: Readable, contentType?: string) {
-    return this.inner.upload(uri, body, contentType);
+  upload(uri: string, open: () => Readable, contentType?: string) {
+    return this.inner.upload(uri, open, contentType);
   }
   list(prefix: string) {
     return this.inner.list(prefix);

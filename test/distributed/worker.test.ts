@@ -20,7 +20,8 @@ describe('worker (in process): sets, cancel, SSE, schedules', () => {
     s3 = await startS3Server();
     Object.assign(process.env, s3.env);
     store = new S3Store(s3ConfigFromEnv(s3.env));
-    worker = await createWorker({ ...workerSettingsFromEnv({}), queue: config, threads: 2, progressIntervalMs: 200 }, { log: () => {} });
+    // The shared test Redis may run without persistence; durability has its own test (worker-faults).
+    worker = await createWorker({ ...workerSettingsFromEnv({ DETQ_ALLOW_VOLATILE_REDIS: '1' }), queue: config, threads: 2, progressIntervalMs: 200 }, { log: () => {} });
     queues = new DetqQueues(config);
     client = new JobClient(queues);
   }, 60_000);

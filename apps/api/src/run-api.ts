@@ -1,8 +1,8 @@
 import { watchFile, unwatchFile } from 'node:fs';
 import { GetObjectCommand, HeadObjectCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { apiEnvSchema, parseEnv } from '@detq/core';
-import { connectProducerRedis, DetqQueues } from '@detq/queue';
-import { parseS3Uri, S3Store } from '@detq/storage';
+import { apiEnvSchema, faultSettingsFromEnv, parseEnv } from '@detq/core';
+import { checkRedisDurability, connectProducerRedis, DetqQueues } from '@detq/queue';
+import { parseS3Uri, S3Store, s3ConfigFromEnv, s3StoreOptionsFromEnv } from '@detq/storage';
 import { createMetricsServer, createServer } from './create-server';
 import { readTokensFile, TokenStore } from './token-store';
 
@@ -40,13 +40,24 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
   const log = (line: string) => console.error(`detq api: ${line}`);
   const tokens = new TokenStore(readTokensFile(e.DETQ_API_TOKENS_FILE));
   const queues = new DetqQueues({ redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX }, connectProducerRedis(e.REDIS_URL));
+  // Checked on the first connection, not before serving: an API started while Redis is down answers 503
+  // until it is up. A Redis that would lose jobs stops the API (exit 2) as it stops a worker.
+  queues.redis.once('ready', () => {
+    checkRedisDurability(queues.redis, faultSettingsFromEnv(env).allowVolatileRedis).then(
+      (warnings) => warnings.forEach(log),
+      (err: Error) => {
+        log(err.message);
+        process.exit(2);
+      },
+    );
+  });
   const caps = { maxImgsz: e.DETQ_MAX_IMGSZ, maxImages: e.DETQ_MAX_IMAGES, maxObjectBytes: e.DETQ_MAX_OBJECT_BYTES };
   const reload = () => void loadTokens(e.DETQ_API_TOKENS_FILE, tokens, queues, caps, log);
   // Published again on every (re)connect: a Redis that lost its data still learns the tokens.
   queues.redis.on('ready', reload);
   watchFile(e.DETQ_API_TOKENS_FILE, { interval: 1000 }, reload);
   process.on('SIGHUP', reload);
-  const s3 = new S3Store();
+  const s3 = new S3Store(s3ConfigFromEnv(env), s3StoreOptionsFromEnv(env));
   const app = await createServer({
     queues,
     tokens,

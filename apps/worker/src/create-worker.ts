@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import {
+  ABORT,
+  checkRedisDurability,
   CHUNK_QUEUE,
   ChunkProcessor,
   ProgressReporter,
@@ -19,7 +21,8 @@ import {
 } from '@detq/queue';
 import { RoutingStore, type ObjectStore } from '@detq/storage';
 import { workerEngine } from './engine-cache';
-import { parseEnv, workerEnvSchema, type EngineChoice } from '@detq/core';
+import type { Engine } from '@detq/inference';
+import { EngineFault, faultSettingsFromEnv, parseEnv, workerEnvSchema, type EngineChoice, type FaultSettings } from '@detq/core';
 
 export interface WorkerSettings {
   queue: QueueConfig;
@@ -48,6 +51,8 @@ export interface WorkerSettings {
   statsIntervalMs: number;
   /** How often the worker reconciles live jobs with BullMQ and drops expired ones from the index. */
   sweepIntervalMs: number;
+  /** Timeouts, outage budget, engine failure limit, drain deadline, volatile-Redis permission. */
+  faults: FaultSettings;
 }
 
 /** The worker's settings from its env schema (@detq/core workerEnvSchema); throws EnvError (exit 2). */
@@ -69,13 +74,32 @@ export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Wor
     webhooks: { hosts: e.DETQ_WEBHOOK_HOSTS, allowPrivate: e.DETQ_WEBHOOK_ALLOW_PRIVATE, ...(e.DETQ_WEBHOOK_SECRET && { secret: e.DETQ_WEBHOOK_SECRET }) },
     statsIntervalMs: e.DETQ_STATS_MS,
     sweepIntervalMs: e.DETQ_SWEEP_MS,
+    faults: faultSettingsFromEnv(env),
   };
+}
+
+/** BullMQ's stalled check runs at least this often, so a dead worker's chunks restart within lock + 15 s. */
+export const MAX_STALLED_INTERVAL_MS = 15_000;
+
+export interface CreateWorkerOptions {
+  store?: ObjectStore;
+  log?: (line: string) => void;
+  /** Wraps every engine the worker opens (instrumentation; the fault tests inject engine failures here). */
+  decorateEngine?: (engine: Engine) => Engine;
 }
 
 export interface DetqWorker {
   readonly pool: EnginePool;
   readonly queues: DetqQueues;
-  /** Drains: takes no new chunks, lets the active ones (and their batches) finish, then disposes the engines. */
+  /**
+   * Settles when the worker gave up on its engine (DETQ_MAX_ENGINE_FAILURES chunks in a row failed by
+   * engine faults): it has stopped taking work; the process should close it and exit non-zero.
+   */
+  readonly engineFailed: Promise<EngineFault>;
+  /**
+   * Drains: takes no new chunks, lets the active ones (and their batches) finish, then disposes the
+   * engines. Chunks still running after the drain deadline are aborted and retried elsewhere.
+   */
   close(): Promise<void>;
 }
 
@@ -86,9 +110,17 @@ export interface DetqWorker {
  */
 export async function createWorker(
   settings: WorkerSettings = workerSettingsFromEnv(),
-  options: { store?: ObjectStore; log?: (line: string) => void } = {},
+  options: CreateWorkerOptions = {},
 ): Promise<DetqWorker> {
   const log = options.log ?? ((line: string) => console.error(line));
+  const { faults } = settings;
+  const queues = new DetqQueues(settings.queue);
+  try {
+    for (const warning of await checkRedisDurability(queues.redis, faults.allowVolatileRedis)) log(`detq worker: ${warning}`);
+  } catch (err) {
+    await queues.close();
+    throw err;
+  }
   const store = options.store ?? new RoutingStore();
   // A TensorRT worker runs a plan built for its GPU: found in the node's engine cache, or built once.
   const defaultModel =
@@ -104,14 +136,36 @@ export async function createWorker(
     half: settings.half,
     ...(settings.device !== undefined && { device: settings.device }),
     ...(defaultModel && { defaultModel }),
+    batchTimeoutMs: faults.batchTimeoutMs,
+    ...(options.decorateEngine && { decorate: options.decorateEngine }),
   });
   const rt = await pool.acquire();
   pool.release();
   log(`detq worker: ${rt.model.name} on ${rt.info.kind} (${rt.info.device}), concurrency ${settings.concurrency}`);
 
-  const queues = new DetqQueues(settings.queue);
   const progress = new ProgressReporter(queues.jobs, settings.progressIntervalMs);
-  const chunkProcessor = new ChunkProcessor({ store, pool, index: queues.index, progress, fair: queues.fair });
+  // A broken engine fails fast, so it would drain the queue fastest: after N chunks in a row failed by
+  // engine faults the worker stops taking work and its supervisor restarts it.
+  let consecutiveFaults = 0;
+  let giveUp!: (fault: EngineFault) => void;
+  const engineFailed = new Promise<EngineFault>((resolve) => (giveUp = resolve));
+  const chunkProcessor = new ChunkProcessor({
+    store,
+    pool,
+    index: queues.index,
+    progress,
+    fair: queues.fair,
+    chunkTimeoutMs: faults.chunkTimeoutMs,
+    engineHealth: (fault) => {
+      consecutiveFaults = fault ? consecutiveFaults + 1 : 0;
+      if (fault && consecutiveFaults === faults.maxEngineFailures) {
+        log(`detq worker: ${consecutiveFaults} chunks in a row failed by engine faults (last: ${fault.message}); taking no more work`);
+        void chunkWorker.pause(true);
+        void setWorker.pause(true);
+        giveUp(fault);
+      }
+    },
+  });
   const setProcessor = new SetProcessor({
     jobs: queues.jobs,
     metrics: queues.metrics,
@@ -125,7 +179,7 @@ export async function createWorker(
   const common = {
     prefix: settings.queue.prefix,
     lockDuration: settings.lockDurationMs,
-    stalledInterval: settings.lockDurationMs,
+    stalledInterval: Math.min(settings.lockDurationMs, MAX_STALLED_INTERVAL_MS),
     // A chunk whose worker died twice is still retried once more before it counts as failed.
     maxStalledCount: 2,
     // An idle worker re-blocks every drainDelay seconds; new jobs wake it at once anyway, so a long
@@ -135,10 +189,11 @@ export async function createWorker(
   // BullMQ does not close connections it was given, so they are kept here and closed after the workers.
   const connections = [connectRedis(settings.queue.redisUrl), connectRedis(settings.queue.redisUrl)] as const;
   let activeChunks = 0;
-  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, async (job) => {
+  // The processor takes BullMQ's AbortSignal (its third parameter is what makes BullMQ pass one).
+  const chunkWorker = new Worker<ChunkJobData>(CHUNK_QUEUE, async (job, _token, signal) => {
     activeChunks++;
     try {
-      return await chunkProcessor.process(job);
+      return await chunkProcessor.process(job, signal);
     } finally {
       activeChunks--;
     }
@@ -146,6 +201,10 @@ export async function createWorker(
     ...common,
     connection: connections[0],
     concurrency: settings.concurrency,
+  });
+  // A lock that could not be renewed may already belong to another worker: stop labelling the chunk.
+  chunkWorker.on('lockRenewalFailed', (ids) => {
+    for (const id of ids) if (chunkWorker.cancelJob(id, ABORT.lockLost)) log(`detq worker: chunk ${id}: lock lost, stopped labelling it`);
   });
   const setWorker = new Worker<SetJobData>(SET_QUEUE, (job, token) => setProcessor.process(job, token), {
     ...common,
@@ -179,10 +238,14 @@ export async function createWorker(
   return {
     pool,
     queues,
+    engineFailed,
     async close() {
       clearInterval(reporter);
       clearInterval(sweeper);
+      // Chunks stuck past the drain deadline (e.g. waiting out an S3 outage) are aborted and retried elsewhere.
+      const drain = setTimeout(() => chunkWorker.cancelAllJobs(ABORT.shutdown), faults.drainTimeoutMs);
       await Promise.all([chunkWorker.close(), setWorker.close()]);
+      clearTimeout(drain);
       await progress.close();
       await Promise.all(connections.map((c) => c.quit().catch(() => undefined)));
       await pool.close();

@@ -61,3 +61,15 @@ export class FatalError extends DetqError {
     this.name = 'FatalError';
   }
 }
+
+/**
+ * The engine itself failed (a dead runtime thread, a sticky device error, a closed batcher, a missed
+ * deadline), not one image: the chunk fails and is retried on another worker, and a worker that keeps
+ * seeing these stops taking work. Never recorded as an image's error.
+ */
+export class EngineFault extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'EngineFault';
+  }
+}

@@ -16,3 +16,4 @@ export * from './glob';
 export * from './env';
 export * from './access';
 export * from './api-schemas';
+export * from './fault-settings';

@@ -163,7 +163,7 @@ export class OutputWriter {
       }),
     );
     for (const rel of [...large, ...LAST_FILES.filter((f) => files.includes(f))])
-      await store.upload(joinUri(outUri, rel), createReadStream(join(this.dir, rel)), contentTypeOf(rel));
+      await store.upload(joinUri(outUri, rel), () => createReadStream(join(this.dir, rel)), contentTypeOf(rel));
   }
 }
 

@@ -1,4 +1,4 @@
-import type { DetectParams } from '@detq/core';
+import { EngineFault, ImageError, type DetectParams } from '@detq/core';
 import type { Engine, Frame, FrameDetections } from '@detq/inference';
 
 export interface BatcherOptions {
@@ -8,6 +8,11 @@ export interface BatcherOptions {
   maxWaitMs: number;
   /** Engine calls allowed in flight at once (2 keeps the engine busy while the next batch forms). */
   maxInFlight?: number;
+  /**
+   * Deadline of one engine call. A call that misses it means a hung runtime or kernel: the batcher is
+   * then broken for good (every frame, now and later, gets an EngineFault) so the worker can stop.
+   */
+  callTimeoutMs?: number;
 }
 
 interface Waiting {
@@ -36,6 +41,7 @@ export class Batcher {
   private readonly maxInFlight: number;
   private readonly idle: (() => void)[] = [];
   private closed = false;
+  private broken?: EngineFault;
   private counts = { batches: 0, frames: 0 };
 
   constructor(
@@ -47,7 +53,8 @@ export class Batcher {
   }
 
   detect(frame: Frame, params: DetectParams): Promise<FrameDetections> {
-    if (this.closed) return Promise.reject(new Error('batcher is closed'));
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new EngineFault('batcher is closed'));
     const key = JSON.stringify(params);
     let q = this.queues.get(key);
     if (!q) {
@@ -97,19 +104,62 @@ export class Batcher {
     this.counts.batches++;
     this.counts.frames += items.length;
     try {
-      const out = await this.engine.infer(
+      const out = await this.infer(
         items.map((w) => w.frame),
         params,
       );
       items.forEach((w, i) => w.resolve(out[i]!));
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      for (const w of items) w.reject(e);
+      await this.settleFailedBatch(params, items, err);
     } finally {
       this.inFlight--;
       this.pump();
       if (this.inFlight === 0 && this.pending() === 0) for (const f of this.idle.splice(0)) f();
     }
+  }
+
+  /**
+   * A failed batch is re-run frame by frame: when some frames pass alone, the failing ones belong to
+   * their images (INFERENCE_FAILED); when none does, the engine is at fault and every frame says so.
+   */
+  private async settleFailedBatch(params: DetectParams, items: Waiting[], err: unknown): Promise<void> {
+    const fault = (e: unknown) =>
+      e instanceof EngineFault ? e : new EngineFault(`engine failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    if (items.length === 1 || this.broken) {
+      for (const w of items) w.reject(fault(err));
+      return;
+    }
+    const solo = await Promise.all(
+      items.map((w) =>
+        this.infer([w.frame], params).then(
+          (out) => ({ ok: true as const, dets: out[0]! }),
+          (e: unknown) => ({ ok: false as const, err: e }),
+        ),
+      ),
+    );
+    const engineWorks = solo.some((r) => r.ok) && !this.broken;
+    solo.forEach((r, i) => {
+      const w = items[i]!;
+      if (r.ok) w.resolve(r.dets);
+      else if (engineWorks) w.reject(new ImageError('INFERENCE_FAILED', `the engine failed on this image: ${(r.err as Error)?.message ?? String(r.err)}`, { cause: r.err }));
+      else w.reject(fault(r.err));
+    });
+  }
+
+  /** One engine call under the call deadline. */
+  private infer(frames: Frame[], params: DetectParams): Promise<FrameDetections[]> {
+    if (this.broken) return Promise.reject(this.broken);
+    const call = this.engine.infer(frames, params);
+    const limit = this.options.callTimeoutMs;
+    if (!limit) return call;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.broken ??= new EngineFault(`an engine call took longer than ${limit} ms: the engine is considered hung`);
+        reject(this.broken);
+      }, limit);
+    });
+    return Promise.race([call, deadline]).finally(() => clearTimeout(timer));
   }
 
   private pending(): number {

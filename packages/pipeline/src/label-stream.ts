@@ -1,4 +1,4 @@
-import { ImageError, keyProblem, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
+import { EngineFault, ImageError, keyProblem, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
 import type { DecodeLimits } from '@detq/imaging';
 import type { ObjectStore } from '@detq/storage';
 import type { Batcher } from './batcher';
@@ -31,6 +31,8 @@ export interface LabelContext {
   limits?: DecodeLimits;
   /** Objects whose listed size is above this are refused (FILE_TOO_LARGE) without being downloaded. */
   maxObjectBytes?: number;
+  /** Stops reading and decoding (cancel, lost lock, deadline): the stream throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface LabelledImage {
@@ -38,7 +40,10 @@ export interface LabelledImage {
   rgb?: Uint8Array;
 }
 
-/** Labels one image: read, decode, detect. Never throws: failures become the image's error record. */
+/**
+ * Labels one image: read, decode, detect. Failures become the image's error record, except the ones
+ * that are not the image's: an engine fault or an abort, which end the stream.
+ */
 async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): Promise<LabelledImage> {
   // Keys name output files: one that could leave the output root is never read nor written.
   const unsafe = keyProblem(src.key);
@@ -52,8 +57,9 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): 
   if (refusal) return { record: errorRecord(src.key, refusal, ctx.model, ctx.params) };
   let bytes: Buffer;
   try {
-    bytes = await ctx.store.get(src.uri);
+    bytes = await ctx.store.get(src.uri, ctx.signal ? { signal: ctx.signal } : {});
   } catch (err) {
+    if (ctx.signal?.aborted) throw ctx.signal.reason;
     const e = new ImageError('READ_FAILED', `cannot read ${src.uri}: ${(err as Error).message}`, { cause: err });
     return { record: errorRecord(src.key, e, ctx.model, ctx.params) };
   }
@@ -63,6 +69,7 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): 
     const record = toRecord(src.key, img.width, img.height, dets, ctx.names, ctx.model, ctx.params);
     return img.rgb ? { record, rgb: img.rgb } : { record };
   } catch (err) {
+    if (err instanceof EngineFault) throw err;
     return { record: errorRecord(src.key, err, ctx.model, ctx.params) };
   }
 }
@@ -75,8 +82,15 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): 
 export async function* labelStream(sources: AsyncIterable<LabelSource>, ctx: LabelContext): AsyncGenerator<LabelledImage> {
   const inFlight: Promise<LabelledImage>[] = [];
   let n = 0;
+  const start = (src: LabelSource) => {
+    const p = labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0));
+    // Images behind one that ended the stream are never awaited: their rejections must not go unhandled.
+    p.catch(() => undefined);
+    inFlight.push(p);
+  };
   for await (const src of sources) {
-    inFlight.push(labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0)));
+    ctx.signal?.throwIfAborted();
+    start(src);
     if (inFlight.length >= ctx.window) yield await inFlight.shift()!;
   }
   while (inFlight.length > 0) yield await inFlight.shift()!;

@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { buildRunSummary, FatalError, type DetectParams, type OutputFormat, type RunSummary } from '@detq/core';
+import { buildRunSummary, EngineFault, FatalError, type DetectParams, type OutputFormat, type RunSummary } from '@detq/core';
 import { renderPreview, type DecodeLimits } from '@detq/imaging';
 import type { EngineChoice } from '@detq/inference';
 import { OutputWriter, OUTPUT_FILES, type CocoIdMap } from '@detq/formats';
@@ -157,6 +157,10 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
     });
     await store.put(joinUri(options.out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`, 'application/json');
     return summary;
+  } catch (err) {
+    // A broken engine is not the images' fault: the run stops instead of marking every image failed.
+    if (err instanceof EngineFault) throw new FatalError('ENGINE_UNAVAILABLE', err.message, { cause: err });
+    throw err;
   } finally {
     await images.return(undefined);
     await batcher.close();

@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
-import { FatalError, sha256File, sharedPath } from '@detq/core';
+import { faultSettingsFromEnv, FatalError, sha256File, sharedPath } from '@detq/core';
 import { readModelMetadata, readNamesFile, type ModelMetadata } from '@detq/inference';
-import { isS3Uri, RoutingStore, type ObjectStore } from '@detq/storage';
+import { httpStatusError, isS3Uri, isTransientStorageError, retryTransient, RoutingStore, type ObjectStore } from '@detq/storage';
 
 export interface ResolvedModel {
   path: string;
@@ -67,7 +67,10 @@ export async function resolveModel(options: ResolveModelOptions = {}): Promise<R
 
 /**
  * Downloads a model into the cache once. With a sha256 the file is verified before it is used and
- * cached under that hash, so a tampered or partial download is never picked up.
+ * cached under that hash, so a tampered or partial download is never picked up; a cache hit is
+ * verified again (against the pinned sha256, or the one recorded at download) and re-fetched when it
+ * no longer matches. Transient failures (refused, reset, 5xx, timeouts) are retried for the outage
+ * budget and then thrown as they are, so a chunk retries later; only permanent ones are BAD_MODEL.
  */
 export async function fetchToCache(
   uri: string,
@@ -78,27 +81,40 @@ export async function fetchToCache(
   const key = sha256 ?? createHash('sha256').update(uri).digest('hex');
   const dir = join(cacheDir(env), 'models', key);
   const target = join(dir, basename(new URL(uri).pathname) || 'model.onnx');
-  if (sha256 && existsSync(target)) return target;
+  const recorded = `${target}.sha256`;
+  if (existsSync(target)) {
+    const expected = sha256 ?? (await readFile(recorded, 'utf8').catch(() => undefined))?.trim();
+    if (expected && (await sha256File(target)) === expected) return target;
+    await rm(target, { force: true });
+  }
   await mkdir(dir, { recursive: true });
   let body: Buffer;
   try {
-    if (isS3Uri(uri)) body = await store.get(uri);
-    else {
-      const res = await fetch(uri);
-      if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
-      body = Buffer.from(await res.arrayBuffer());
-    }
+    body = isS3Uri(uri)
+      ? await store.get(uri) // the store waits out outages itself
+      : await retryTransient(() => download(uri), { budgetMs: faultSettingsFromEnv(env).s3.outageBudgetMs });
   } catch (err) {
+    if (isTransientStorageError(err)) throw err;
     throw new FatalError('BAD_MODEL', `cannot download model ${uri}: ${(err as Error).message}`, { cause: err });
   }
   const got = createHash('sha256').update(body).digest('hex');
   if (sha256 && got !== sha256)
     throw new FatalError('BAD_MODEL', `downloaded model ${uri} has sha256 ${got}, expected ${sha256}: refusing to use it`);
-  const tmp = `${target}.${process.pid}.tmp`;
+  // Concurrent fetches (two workers on one host, two chunks of one worker) each write their own temp file.
+  const tmp = `${target}.${process.pid}.${randomUUID()}.tmp`;
   await writeFile(tmp, body);
+  const recordedTmp = `${recorded}.${process.pid}.${randomUUID()}.tmp`;
+  await writeFile(recordedTmp, got);
+  await rename(recordedTmp, recorded);
   await rename(tmp, target).catch(async (err: unknown) => {
     await rm(tmp, { force: true });
     throw err;
   });
   return target;
+}
+
+async function download(uri: string): Promise<Buffer> {
+  const res = await fetch(uri);
+  if (!res.ok) throw httpStatusError(res.status, `HTTP ${res.status} ${res.statusText}`);
+  return Buffer.from(await res.arrayBuffer());
 }

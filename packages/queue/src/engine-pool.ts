@@ -35,6 +35,10 @@ export interface EnginePoolOptions {
   device?: number;
   /** Engines kept loaded at once; idle ones beyond this are disposed, least recently used first. */
   maxEngines?: number;
+  /** Deadline of one engine call (a batch); see BatcherOptions.callTimeoutMs. */
+  batchTimeoutMs?: number;
+  /** Wraps every engine opened (instrumentation; fault injection in the fault tests). */
+  decorate?: (engine: Engine) => Engine;
 }
 
 interface Entry {
@@ -117,9 +121,15 @@ export class EnginePool {
     if (this.options.device !== undefined) opts.device = this.options.device;
     // A fallback of `auto` is worth one line in the worker's log.
     opts.notice = (line) => process.stderr.write(`detq worker: ${line}\n`);
-    const { engine, model, names } = await openEngine(opts);
+    const opened = await openEngine(opts);
+    const { model, names } = opened;
+    const engine = this.options.decorate ? this.options.decorate(opened.engine) : opened.engine;
     return {
-      batcher: new Batcher(engine, { maxBatch: this.options.maxBatch, maxWaitMs: this.options.maxWaitMs }),
+      batcher: new Batcher(engine, {
+        maxBatch: this.options.maxBatch,
+        maxWaitMs: this.options.maxWaitMs,
+        ...(this.options.batchTimeoutMs && { callTimeoutMs: this.options.batchTimeoutMs }),
+      }),
       preparer: new FramePreparer(engine.info),
       model,
       names,
@@ -128,11 +138,14 @@ export class EnginePool {
     };
   }
 
+  // The idle set is re-read after every await: a chunk may have borrowed an entry meanwhile, and
+  // closing its batcher under it would fail its images.
   private async evictIdle(): Promise<void> {
     const max = this.options.maxEngines ?? 2;
-    const idle = [...this.entries].filter(([, e]) => e.users === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-    while (this.entries.size > max && idle.length > 0) {
-      const [key, entry] = idle.shift()!;
+    while (this.entries.size > max) {
+      const victim = [...this.entries].filter(([, e]) => e.users === 0).sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
+      if (!victim) return;
+      const [key, entry] = victim;
       this.entries.delete(key);
       await entry.runtime.then(closeRuntime, () => undefined);
     }

@@ -18,3 +18,4 @@ export * from './progress-reporter';
 export * from './fair-share';
 export * from './principal-store';
 export * from './manifest';
+export * from './redis-requirements';

@@ -15,7 +15,7 @@ export class ProgressReporter {
 
   constructor(
     private readonly jobs: JobStore,
-    private readonly intervalMs: number,
+    readonly intervalMs: number,
   ) {
     this.timer = setInterval(() => void this.flush(), intervalMs);
     this.timer.unref();

@@ -1,5 +1,5 @@
 import { UnrecoverableError, WaitingChildrenError, type Job } from 'bullmq';
-import { outOfScope, overCaps, type JobSpec } from '@detq/core';
+import { FatalError, outOfScope, overCaps, type JobSpec } from '@detq/core';
 import { inputFromJob, noImagesMessage } from '@detq/pipeline';
 import { joinUri } from '@detq/storage';
 import type { EnginePool, LabelRuntime, ModelRef } from './engine-pool';
@@ -131,7 +131,8 @@ export class SetProcessor {
 
   private async withRuntime<T>(model: ModelRef, fn: (rt: LabelRuntime) => Promise<T> | T): Promise<T> {
     const rt = await this.deps.pool.acquire(model).catch((err: unknown) => {
-      throw new UnrecoverableError(`cannot load the model: ${(err as Error).message}`);
+      // A bad model stays bad; a transient fetch failure (after the outage budget) is retried.
+      throw err instanceof FatalError ? new UnrecoverableError(`cannot load the model: ${err.message}`) : err;
     });
     try {
       return await fn(rt);

@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import type { ListOptions, ObjectEntry, ObjectStore } from './object-store';
+import type { ListOptions, ObjectEntry, ObjectStore, ReadOptions } from './object-store';
 
 function toPath(uri: string): string {
   return uri.startsWith('file://') ? fileURLToPath(uri) : uri;
@@ -12,24 +13,24 @@ function toPath(uri: string): string {
 
 /** Local filesystem store. Writes go through a temp file and a rename so readers never see half a file. */
 export class FileStore implements ObjectStore {
-  async get(uri: string): Promise<Buffer> {
-    return readFile(toPath(uri));
+  async get(uri: string, options?: ReadOptions): Promise<Buffer> {
+    return readFile(toPath(uri), options?.signal ? { signal: options.signal } : {});
   }
 
   async put(uri: string, body: Buffer | string): Promise<void> {
     const path = toPath(uri);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
     await writeFile(tmp, body);
     await rename(tmp, path);
   }
 
-  async upload(uri: string, body: Readable): Promise<void> {
+  async upload(uri: string, open: () => Readable): Promise<void> {
     const path = toPath(uri);
     await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
     try {
-      await pipeline(body, createWriteStream(tmp));
+      await pipeline(open(), createWriteStream(tmp));
       await rename(tmp, path);
     } catch (err) {
       await rm(tmp, { force: true });

@@ -3,3 +3,4 @@ export * from './object-store';
 export * from './routing-store';
 export * from './s3-store';
 export * from './s3-uri';
+export * from './transient';

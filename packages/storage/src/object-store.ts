@@ -16,15 +16,23 @@ export interface ListOptions {
   startAfter?: string;
 }
 
+/** Lets a caller stop a request it no longer needs (cancel, lost lock, deadline, shutdown). */
+export interface ReadOptions {
+  signal?: AbortSignal;
+}
+
 /**
  * The narrow storage interface every layer uses. Implementations: FileStore (paths, file://) and
  * S3Store (s3://). RoutingStore picks one per URI so callers never branch on the scheme.
  */
 export interface ObjectStore {
-  get(uri: string): Promise<Buffer>;
-  put(uri: string, body: Buffer | string, contentType?: string): Promise<void>;
-  /** Writes a body of any size from a stream: multipart on S3, so memory does not grow with the object. */
-  upload(uri: string, body: Readable, contentType?: string): Promise<void>;
+  get(uri: string, options?: ReadOptions): Promise<Buffer>;
+  put(uri: string, body: Buffer | string, contentType?: string, options?: ReadOptions): Promise<void>;
+  /**
+   * Writes a body of any size from a stream: multipart on S3, so memory does not grow with the object.
+   * `open` is called once per attempt, so a transient failure retries the whole upload from the start.
+   */
+  upload(uri: string, open: () => Readable, contentType?: string): Promise<void>;
   /** Recursive listing under a prefix, page by page, in a stable key order. */
   list(prefixUri: string, options?: ListOptions): AsyncIterable<ObjectEntry>;
   /** Whether an object exists. */

@@ -1,6 +1,6 @@
 import { FileStore } from './file-store';
 import type { Readable } from 'node:stream';
-import { isS3Uri, type ListOptions, type ObjectEntry, type ObjectStore } from './object-store';
+import { isS3Uri, type ListOptions, type ObjectEntry, type ObjectStore, type ReadOptions } from './object-store';
 import { S3Store } from './s3-store';
 
 /** Sends s3:// URIs to S3 (created on first use) and everything else to the filesystem. */
@@ -16,20 +16,20 @@ export class RoutingStore implements ObjectStore {
     return this.s3;
   }
 
-  get(uri: string): Promise<Buffer> {
-    return this.pick(uri).get(uri);
+  get(uri: string, options?: ReadOptions): Promise<Buffer> {
+    return this.pick(uri).get(uri, options);
   }
 
-  put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
-    return this.pick(uri).put(uri, body, contentType);
+  put(uri: string, body: Buffer | string, contentType?: string, options?: ReadOptions): Promise<void> {
+    return this.pick(uri).put(uri, body, contentType, options);
   }
 
   exists(uri: string): Promise<boolean> {
     return this.pick(uri).exists(uri);
   }
 
-  upload(uri: string, body: Readable, contentType?: string): Promise<void> {
-    return this.pick(uri).upload(uri, body, contentType);
+  upload(uri: string, open: () => Readable, contentType?: string): Promise<void> {
+    return this.pick(uri).upload(uri, open, contentType);
   }
 
   list(prefixUri: string, options?: ListOptions): AsyncIterable<ObjectEntry> {

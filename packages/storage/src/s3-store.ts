@@ -8,15 +8,28 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { ListOptions, ObjectEntry, ObjectStore } from './object-store';
+import { faultSettingsFromEnv } from '@detq/core';
+import type { ListOptions, ObjectEntry, ObjectStore, ReadOptions } from './object-store';
 import { parseS3Uri } from './s3-uri';
+import { retryTransient } from './transient';
 
-/** S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible servers. */
+/**
+ * S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible
+ * servers, and detq's S3 timeouts: without them a black-holed connection hangs a request forever.
+ */
 export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  const { s3 } = faultSettingsFromEnv(env);
   const config: S3ClientConfig = {
     region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
     forcePathStyle: /^(1|true|yes)$/i.test(env.S3_FORCE_PATH_STYLE ?? ''),
-    maxAttempts: 5,
+    // The SDK's own retries absorb blips; longer outages are waited out by S3Store's outage budget.
+    maxAttempts: 3,
+    requestHandler: {
+      connectionTimeout: s3.connectTimeoutMs,
+      requestTimeout: s3.requestTimeoutMs,
+      throwOnRequestTimeout: true,
+      socketTimeout: s3.socketTimeoutMs,
+    },
   };
   if (env.S3_ENDPOINT) config.endpoint = env.S3_ENDPOINT;
   // Without explicit keys the SDK's default chain (process env, profiles, instance roles) applies.
@@ -29,44 +42,69 @@ export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientC
   return config;
 }
 
+export interface S3StoreOptions {
+  /** How long transient failures of one operation are retried (DETQ_S3_OUTAGE_BUDGET_MS). */
+  outageBudgetMs: number;
+}
+
+export function s3StoreOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): S3StoreOptions {
+  return { outageBudgetMs: faultSettingsFromEnv(env).s3.outageBudgetMs };
+}
+
+/** Every operation waits out transient failures for the outage budget; permanent ones throw at once. */
 export class S3Store implements ObjectStore {
   readonly client: S3Client;
 
-  constructor(config: S3ClientConfig = s3ConfigFromEnv()) {
+  constructor(
+    config: S3ClientConfig = s3ConfigFromEnv(),
+    private readonly options: S3StoreOptions = s3StoreOptionsFromEnv(),
+  ) {
     this.client = new S3Client(config);
   }
 
-  async get(uri: string): Promise<Buffer> {
-    const { bucket, key } = parseS3Uri(uri);
-    const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    if (!res.Body) return Buffer.alloc(0);
-    return Buffer.from(await res.Body.transformToByteArray());
+  private retry<T>(attempt: (signal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return retryTransient(attempt, { budgetMs: this.options.outageBudgetMs, ...(signal && { signal }) });
   }
 
-  async put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
+  async get(uri: string, options: ReadOptions = {}): Promise<Buffer> {
     const { bucket, key } = parseS3Uri(uri);
-    await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+    // The body is read inside the attempt: a connection that dies mid-body is retried like one that never answered.
+    return this.retry(async (abortSignal) => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), abortSignal ? { abortSignal } : {});
+      if (!res.Body) return Buffer.alloc(0);
+      return Buffer.from(await res.Body.transformToByteArray());
+    }, options.signal);
+  }
+
+  async put(uri: string, body: Buffer | string, contentType?: string, options: ReadOptions = {}): Promise<void> {
+    const { bucket, key } = parseS3Uri(uri);
+    await this.retry(
+      (abortSignal) => this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }), abortSignal ? { abortSignal } : {}),
+      options.signal,
+    );
   }
 
   /**
    * lib-storage's Upload: one PUT below a part's size, a multipart upload above it, parts sent a few at a
    * time, so an output of any size (S3's single-PUT limit is 5 GB) streams through bounded memory.
    */
-  async upload(uri: string, body: Readable, contentType?: string): Promise<void> {
+  async upload(uri: string, open: () => Readable, contentType?: string): Promise<void> {
     const { bucket, key } = parseS3Uri(uri);
-    await new Upload({ client: this.client, params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType }, queueSize: 4 }).done();
+    await this.retry(() => new Upload({ client: this.client, params: { Bucket: bucket, Key: key, Body: open(), ContentType: contentType }, queueSize: 4 }).done());
   }
 
   async exists(uri: string): Promise<boolean> {
     const { bucket, key } = parseS3Uri(uri);
-    try {
-      await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return true;
-    } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 404) return false;
-      throw err;
-    }
+    return this.retry(async () => {
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return true;
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 404) return false;
+        throw err;
+      }
+    });
   }
 
   /**
@@ -77,7 +115,7 @@ export class S3Store implements ObjectStore {
     const { bucket, key: prefix } = parseS3Uri(prefixUri);
     let after = options.startAfter === undefined ? undefined : parseS3Uri(options.startAfter).key;
     for (;;) {
-      const page = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(after && { StartAfter: after }) }));
+      const page = await this.retry(() => this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(after && { StartAfter: after }) })));
       for (const o of page.Contents ?? []) {
         if (!o.Key || o.Key.endsWith('/')) continue;
         yield { uri: `s3://${bucket}/${o.Key}`, size: o.Size ?? 0, etag: o.ETag?.replaceAll('"', '') };

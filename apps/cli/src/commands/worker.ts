@@ -16,7 +16,7 @@ interface WorkerFlags {
 export function register(program: Command): void {
   program
     .command('worker')
-    .description('Run a distributed labelling worker until SIGTERM (which drains, then exits 0)')
+    .description('Run a distributed labelling worker until SIGTERM (which drains, then exits 0); exits 6 when its engine keeps failing, 2 when Redis cannot keep jobs')
     .option('--concurrency <n>', 'chunk jobs at once (env DETQ_WORKER_CONCURRENCY, default 2)')
     .option('--max-batch <n>', 'frames per engine call (env DETQ_MAX_BATCH, default 8)')
     .option('--max-wait-ms <n>', 'how long a partial batch waits (env DETQ_MAX_WAIT_MS, default 20)')
