@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { ImageError } from '@detq/core';
+import { gpuDecodable, readJpegHeader, type JpegHeader } from './jpeg-header';
 
 export interface DecodeLimits {
   /** Largest accepted width x height (checked from the header before decoding). */
@@ -58,16 +59,39 @@ function classifyDecodeError(err: unknown, bytes: Buffer): ImageError {
   return new ImageError('CORRUPT', `image data is damaged: ${firstLine}`, { cause: err });
 }
 
-/**
- * Decodes an encoded image to oriented uint8 RGB. Every failure is an ImageError with a stable code.
- * The header is read first so an image declaring huge dimensions is refused without being decoded.
- */
-export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<DecodedImage> {
+// The checks every file meets before any parsing, on the CPU and the GPU path alike.
+function checkFile(bytes: Buffer, limits: DecodeLimits): void {
   if (bytes.length === 0) throw new ImageError('EMPTY_FILE', 'the file is empty (0 bytes)');
   if (bytes.length > limits.maxBytes)
     throw new ImageError('FILE_TOO_LARGE', `the file has ${bytes.length} bytes, above the limit of ${limits.maxBytes}`);
   const refused = refusedFormat(bytes);
   if (refused) throw new ImageError('UNSUPPORTED_FORMAT', `${refused} files are not accepted`);
+}
+
+function checkPixels(w: number, h: number, limits: DecodeLimits): void {
+  if (w * h > limits.maxPixels)
+    throw new ImageError('TOO_MANY_PIXELS', `the image is ${w}x${h} (${w * h} pixels), above the limit of ${limits.maxPixels}`);
+}
+
+/**
+ * For engines that decode JPEGs on the device: the header of a JPEG the GPU can take, after the same
+ * limits and error codes as decodeImage, read without decoding. Undefined for every other file (not a
+ * JPEG, progressive, CMYK, 12-bit, damaged): decodeImage then gives its result or its error code.
+ */
+export function inspectForDeviceDecode(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): JpegHeader | undefined {
+  checkFile(bytes, limits);
+  const header = readJpegHeader(bytes);
+  if (!header || header.storedWidth <= 0 || header.storedHeight <= 0 || !gpuDecodable(header)) return undefined;
+  checkPixels(header.storedWidth, header.storedHeight, limits);
+  return header;
+}
+
+/**
+ * Decodes an encoded image to oriented uint8 RGB. Every failure is an ImageError with a stable code.
+ * The header is read first so an image declaring huge dimensions is refused without being decoded.
+ */
+export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Promise<DecodedImage> {
+  checkFile(bytes, limits);
 
   // failOn 'warning' makes damaged JPEG data an error instead of silently labelling garbage pixels.
   // limitInputPixels: false because we check the limit ourselves, with a clearer message.
@@ -83,8 +107,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits = DEFAULT_
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (w <= 0 || h <= 0) throw new ImageError('CORRUPT', `the header declares an empty image (${w}x${h})`);
-  if (w * h > limits.maxPixels)
-    throw new ImageError('TOO_MANY_PIXELS', `the image is ${w}x${h} (${w * h} pixels), above the limit of ${limits.maxPixels}`);
+  checkPixels(w, h, limits);
 
   try {
     const { data, info } = await sharp(bytes, options)

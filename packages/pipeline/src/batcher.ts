@@ -101,7 +101,11 @@ export class Batcher {
         items.map((w) => w.frame),
         params,
       );
-      items.forEach((w, i) => w.resolve(out[i]!));
+      items.forEach((w, i) => {
+        const outcome = out[i]!;
+        if (outcome instanceof Error) w.reject(outcome);
+        else w.resolve(outcome);
+      });
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       for (const w of items) w.reject(e);

@@ -1,4 +1,4 @@
-import { decodeImage, DEFAULT_DECODE_LIMITS, letterboxRgb, type DecodeLimits } from '@detq/imaging';
+import { decodeImage, DEFAULT_DECODE_LIMITS, inspectForDeviceDecode, letterboxRgb, type DecodeLimits } from '@detq/imaging';
 import type { EngineInfo, Frame } from '@detq/inference';
 
 export interface PreparedImage {
@@ -12,12 +12,36 @@ export interface PreparedImage {
 
 /** Turns encoded bytes into the frame layout the engine takes. Bad images throw an ImageError. */
 export class FramePreparer {
-  constructor(
-    private readonly engine: Pick<EngineInfo, 'accepts' | 'inputWidth' | 'inputHeight'>,
-    private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
-  ) {}
+  private readonly deviceJpeg: boolean;
 
+  constructor(
+    private readonly engine: Pick<EngineInfo, 'accepts' | 'inputWidth' | 'inputHeight' | 'encodedFormats'>,
+    private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+    /** 'cpu' decodes everything with sharp even where the engine could decode on the device. */
+    decode: 'auto' | 'cpu' = 'auto',
+  ) {
+    this.deviceJpeg = decode === 'auto' && (engine.encodedFormats ?? []).includes('jpeg');
+  }
+
+  /**
+   * JPEGs the engine decodes itself leave as 'encoded' frames after a header read (no decoding here);
+   * everything else, and images whose RGB is kept for previews, is decoded on the CPU.
+   */
   async prepare(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
+    if (this.deviceJpeg && !keepRgb) {
+      const h = inspectForDeviceDecode(bytes, this.limits);
+      if (h)
+        return {
+          width: h.width,
+          height: h.height,
+          frame: { layout: 'encoded', format: 'jpeg', bytes, width: h.width, height: h.height, orientation: h.orientation },
+        };
+    }
+    return this.decode(bytes, keepRgb);
+  }
+
+  /** The CPU path (sharp): also where an encoded frame the device could not decode comes back to. */
+  async decode(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
     const img = await decodeImage(bytes, this.limits);
     const base = { width: img.width, height: img.height, ...(keepRgb ? { rgb: img.rgb } : {}) };
     if (this.engine.accepts === 'rgb')

@@ -1,5 +1,6 @@
 import { ImageError, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
 import type { DecodeLimits } from '@detq/imaging';
+import { DeviceDecodeError, type FrameDetections } from '@detq/inference';
 import type { ObjectStore } from '@detq/storage';
 import type { Batcher } from './batcher';
 import type { FramePreparer } from './frame-preparer';
@@ -42,8 +43,16 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): 
     return { record: errorRecord(src.key, e, ctx.model, ctx.params) };
   }
   try {
-    const img = await ctx.preparer.prepare(bytes, keepRgb);
-    const dets = await ctx.batcher.detect(img.frame, ctx.params);
+    let img = await ctx.preparer.prepare(bytes, keepRgb);
+    let dets: FrameDetections;
+    try {
+      dets = await ctx.batcher.detect(img.frame, ctx.params);
+    } catch (err) {
+      if (!(err instanceof DeviceDecodeError)) throw err;
+      // The GPU could not decode this one: sharp decodes it, so it gets the CPU path's result or error code.
+      img = await ctx.preparer.decode(bytes, keepRgb);
+      dets = await ctx.batcher.detect(img.frame, ctx.params);
+    }
     const record = toRecord(src.key, img.width, img.height, dets, ctx.names, ctx.model, ctx.params);
     return img.rgb ? { record, rgb: img.rgb } : { record };
   } catch (err) {

@@ -16,6 +16,8 @@ export interface LocalRunOptions {
   model?: string;
   engine?: EngineChoice;
   half?: boolean;
+  /** 'cpu' decodes every image with sharp even where the engine decodes JPEGs on the GPU. */
+  decode?: 'auto' | 'cpu';
   params: DetectParams;
   imgsz?: [number, number];
   batch: number;
@@ -97,7 +99,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
     let detections = 0;
     const stream = labelStream(listInputs(options.input, store), {
       store,
-      preparer: new FramePreparer(engine.info, options.limits),
+      preparer: new FramePreparer(engine.info, options.limits, options.decode),
       batcher,
       model,
       names,
