@@ -12,6 +12,7 @@ export function register(program: Command): void {
     .option('--model <path>', 'model file or URI (default: $DETQ_MODEL, ../shared/models/yolo11n-dyn.onnx, then the pinned download)')
     .option('--engine <engine>', 'onnxruntime-cpu | torch | tensorrt | auto', 'onnxruntime-cpu')
     .option('--half', 'FP16 on GPU engines')
+    .option('--decode <where>', 'JPEG decoding: auto (on the GPU with nvJPEG when the engine can) | cpu', 'auto')
     .option('--conf <n>', 'confidence threshold', '0.25')
     .option('--iou <n>', 'NMS IoU threshold', '0.7')
     .option('--max-det <n>', 'most detections per image', '300')
@@ -48,6 +49,7 @@ export function register(program: Command): void {
           ...(f.model && { model: f.model }),
           engine: f.engine,
           half: f.half,
+          decode: f.decode,
           params: { conf: f.conf, iou: f.iou, maxDet: f.maxDet, agnosticNms: f.agnosticNms, multiLabel: f.multiLabel, ...(classes && { classes }) },
           ...(f.imgsz && { imgsz: f.imgsz }),
           batch: f.batch,
