@@ -6,7 +6,7 @@ export interface BatcherOptions {
   maxBatch: number;
   /** How long a partial batch may wait for more frames. */
   maxWaitMs: number;
-  /** Engine calls allowed in flight at once (2 keeps the engine busy while the next batch forms). */
+  /** Engine calls allowed in flight at once (default: the engine's parallelBatches, at least 2, so it stays busy while the next batch forms). */
   maxInFlight?: number;
 }
 
@@ -43,7 +43,7 @@ export class Batcher {
     private readonly options: BatcherOptions,
   ) {
     this.maxBatch = Math.max(1, Math.min(options.maxBatch, engine.info.maxBatch));
-    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxInFlight = options.maxInFlight ?? Math.max(2, engine.info.parallelBatches ?? 2);
   }
 
   detect(frame: Frame, params: DetectParams): Promise<FrameDetections> {

@@ -104,7 +104,8 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       model,
       names,
       params: options.params,
-      window: Math.max(16, options.batch * 3),
+      // Enough to fill every batch the engine runs at once plus the next ones forming.
+      window: Math.max(16, options.batch * ((engine.info.parallelBatches ?? 1) + 2)),
       keepRgb: options.previews,
     });
     for await (const { record, rgb } of stream) {
