@@ -70,11 +70,9 @@ class YoloPostprocessor {
   DeviceBuffer candCount_;  // candidates found per image
   DeviceBuffer offsets_;    // segment begin/end offsets for the sort
   DeviceBuffer boxes_;      // decoded top-kMaxNms boxes per image
-  DeviceBuffer classMask_;  // 1 byte per class when a class filter is set
   DeviceBuffer sortTemp_;
   DeviceBuffer rows_;
   DeviceBuffer counts_;
-  std::vector<std::uint8_t> hostMask_;
 };
 
 }  // namespace detq
