@@ -9,10 +9,10 @@ const [addonPath, ...files] = process.argv.slice(2);
 const addon = createRequire(import.meta.url)(addonPath);
 addon.setLogger((level, message) => process.stderr.write(`detq: native ${level}: ${message}\n`));
 const kernels = new addon.Kernels(0);
-// Sizes from the JPEG header: SOF0 height/width.
+// Sizes from the JPEG header: SOF0 height/width of the main image.
 const frames = files.map((f, i) => {
   const jpeg = readFileSync(f);
-  const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
+  const sof = jpeg.lastIndexOf(Buffer.from([0xff, 0xc0])); // the main image follows any EXIF thumbnail
   const height = jpeg.readUInt16BE(sof + 5);
   const width = jpeg.readUInt16BE(sof + 7);
   const gain = Math.min(640 / width, 640 / height);
