@@ -55,8 +55,8 @@ case "$phase" in
     list=$run/coco-list.txt
     n=$(ls $shared/datasets/coco128/images/train2017/*.jpg | wc -l)
     for i in $(seq $(( (5120 + n - 1) / n ))); do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
-    # Execution contexts per engine: the default (2) and 3.
-    for c in 2 3; do
+    # Execution contexts per engine (DETQ_BENCH_CONTEXTS, default: 2 and 3).
+    for c in ${DETQ_BENCH_CONTEXTS:-2 3}; do
       echo "DETQ_GPU_CONTEXTS=$c"
       DETQ_GPU_CONTEXTS=$c UV_THREADPOOL_SIZE=16 detq bench --engine torch --half --model $model --batch 1,8,32 --iterations 100 --images $list --photos-12mp $n 2>&1 || exit 1
     done | tee "$OUT/bench.log"
