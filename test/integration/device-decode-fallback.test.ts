@@ -78,7 +78,10 @@ describe('encoded frames the device cannot decode', () => {
     const cpu = await label(opened.engine);
     const refusing = new RefusingDecoder(opened.engine);
     const fallback = await label(refusing);
-    expect(fallback).toEqual(cpu);
+    // Error messages carry libvips' text, which its shared error buffer lets vary under concurrency:
+    // the records are compared with the code alone.
+    const comparable = (rs: ImageRecord[]) => rs.map(({ error, ...r }) => ({ ...r, code: error?.code }));
+    expect(comparable(fallback)).toEqual(comparable(cpu));
     // The 8 orientations and the grey JPEG went out encoded (oriented size from the header); progressive,
     // CMYK, PNG, truncated, corrupt and empty files went straight to sharp.
     expect(refusing.encodedSeen.sort()).toEqual(
