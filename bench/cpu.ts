@@ -37,7 +37,9 @@ async function tensors(dir: string): Promise<Float32Array[]> {
   const preparer = new FramePreparer({ accepts: 'letterboxed', inputWidth: imgW, inputHeight: imgH });
   const out: Float32Array[] = [];
   for (const f of (await readdir(dir)).sort()) {
-    const px = (await preparer.prepare(await readFile(join(dir, f)))).frame.pixels;
+    const { frame } = await preparer.prepare(await readFile(join(dir, f)));
+    if (frame.layout !== 'letterboxed') throw new Error(`${f}: expected a letterboxed frame`);
+    const px = frame.pixels;
     const t = new Float32Array(3 * plane);
     for (let i = 0, p = 0; i < plane; i++, p += 3) {
       t[i] = px[p]! / 255;

@@ -14,6 +14,8 @@ export interface NativeBuildInfo {
   torch: string | null;
   /** TensorRT library version when the tensorrt backend is compiled in. */
   tensorrt: string | null;
+  /** nvJPEG version when GPU JPEG decoding is compiled in (JPEG frames are then accepted). */
+  nvjpeg: string | null;
 }
 
 export interface NativeCudaInfo {
@@ -24,9 +26,9 @@ export interface NativeCudaInfo {
   error?: string;
 }
 
-/** One image for the GPU: uint8 RGB HWC at its own size plus its letterbox geometry (computeLetterbox). */
-export interface NativeFrame {
-  pixels: Uint8Array;
+/** Letterbox geometry of a frame (computeLetterbox of its oriented size). */
+interface NativeFrameGeometry {
+  /** Oriented size (EXIF orientation applied). */
   width: number;
   height: number;
   resizedWidth: number;
@@ -34,7 +36,12 @@ export interface NativeFrame {
   left: number;
   top: number;
   gain: number;
+  /** EXIF orientation 1..8 of the stored pixels (default 1: upright); the letterbox kernel applies it. */
+  orientation?: number;
 }
+
+/** One image for the GPU: uint8 RGB HWC as stored, or a JPEG file decoded on the device (nvJPEG). */
+export type NativeFrame = NativeFrameGeometry & ({ pixels: Uint8Array } | { jpeg: Uint8Array });
 
 export interface NativeLetterbox {
   srcWidth: number;
@@ -58,6 +65,8 @@ export interface NativeDetectParams {
 export interface NativeDetections {
   rows: Float32Array;
   count: number;
+  /** Set (and no rows) when a JPEG frame could not be decoded on the device: decode it on the CPU. */
+  decodeError?: string;
 }
 
 export interface NativeModelInfo {
@@ -86,8 +95,8 @@ export interface NativeModelInfo {
 /** An execution context: its own thread, CUDA stream and buffers. Calls queue; each settles in order. */
 export interface NativeContext {
   infer(frames: NativeFrame[], params: NativeDetectParams): Promise<NativeDetections[]>;
-  /** Engine-only timing from device-resident synthetic images; milliseconds per batch. */
-  benchmark(batch: number, iterations: number, srcWidth: number, srcHeight: number, params: NativeDetectParams): Promise<Float64Array>;
+  /** Engine-only timing: `frames` are put on the device once, then each batch runs letterbox, network and NMS; ms per batch. */
+  benchmark(frames: NativeFrame[], iterations: number, params: NativeDetectParams): Promise<Float64Array>;
   /** Finishes queued work, frees the GPU resources on the context thread and joins it. */
   dispose(): Promise<void>;
 }

@@ -41,6 +41,27 @@ class CudaStream {
   cudaStream_t stream_ = nullptr;
 };
 
+// An event the host waits on without spinning (cudaEventBlockingSync): a context thread waiting for its
+// batch sleeps instead of taking a core from the JPEG decoding and the JS thread.
+class CudaEvent {
+ public:
+  CudaEvent() { DETQ_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventBlockingSync | cudaEventDisableTiming)); }
+  ~CudaEvent() {
+    if (event_) cudaEventDestroy(event_);
+  }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  cudaEvent_t get() const { return event_; }
+  // Waits (sleeping) until everything queued on `stream` so far has run.
+  void waitFor(cudaStream_t stream) const {
+    DETQ_CUDA_CHECK(cudaEventRecord(event_, stream));
+    DETQ_CUDA_CHECK(cudaEventSynchronize(event_));
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
 // A growable allocation; `Alloc` supplies the allocate/free pair (device or pinned host memory).
 template <typename Alloc>
 class Buffer {
@@ -66,6 +87,11 @@ class Buffer {
     release();
     data_ = Alloc::allocate(bytes);
     bytes_ = bytes;
+  }
+  // Gives the allocation back when it is larger than `keep` bytes and more than twice `needed`: one
+  // outsized batch (100 MP images) must not pin its staging for the rest of the run.
+  void shrinkAfter(std::size_t needed, std::size_t keep) {
+    if (bytes_ > keep && bytes_ > 2 * needed) release();
   }
   void* data() const { return data_; }
   template <typename T>

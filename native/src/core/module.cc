@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 #include <napi.h>
 
+#include "../codec/jpeg_decoder.h"
 #include "backend.h"
 #include "cuda_check.h"
 #include "log.h"
@@ -33,6 +34,8 @@ Napi::Value BuildInfo(Napi::Env env) {
 #else
   obj.Set("tensorrt", env.Null());
 #endif
+  const std::string nvjpeg = nvjpegVersion();
+  obj.Set("nvjpeg", nvjpeg.empty() ? env.Null() : Napi::String::New(env, nvjpeg));
   return obj;
 }
 

@@ -15,6 +15,8 @@ LetterboxDesc parseLetterboxDesc(const Napi::Object& f, const char* widthKey, co
   d.left = static_cast<int32_t>(requireNumber(f, "left", where));
   d.top = static_cast<int32_t>(requireNumber(f, "top", where));
   d.gain = static_cast<float>(requireNumber(f, "gain", where));
+  d.orientation = static_cast<int32_t>(optionalNumber(f, "orientation", 1));
+  if (d.orientation < 1 || d.orientation > 8) DETQ_THROW_TYPE_ERROR(f.Env(), std::string(where) + ": 'orientation' must be 1..8");
   return d;
 }
 
@@ -28,18 +30,25 @@ ParsedFrames parseFrames(const Napi::Value& value) {
     Napi::Value item = arr.Get(i);
     if (!item.IsObject()) DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + " must be an object");
     auto f = item.As<Napi::Object>();
-    Napi::Value px = requireProperty(f, "pixels", "frame");
-    if (!px.IsTypedArray() || px.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + ": pixels must be a Uint8Array");
-    auto pixels = px.As<Napi::Uint8Array>();
+    const std::string where = "frame " + std::to_string(i);
+    // Either decoded pixels or a JPEG file (decoded on the device into the same layout).
     HostFrame hf{};
+    hf.jpeg = f.Has("jpeg");
+    Napi::Value data = requireProperty(f, hf.jpeg ? "jpeg" : "pixels", "frame");
+    if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      DETQ_THROW_TYPE_ERROR(env, where + (hf.jpeg ? ": jpeg" : ": pixels") + " must be a Uint8Array");
+    auto bytes = data.As<Napi::Uint8Array>();
     hf.desc = parseLetterboxDesc(f, "width", "height", "frame");
-    hf.bytes = static_cast<std::size_t>(hf.desc.srcWidth) * hf.desc.srcHeight * 3;
-    if (hf.desc.srcWidth <= 0 || hf.desc.srcHeight <= 0 || pixels.ByteLength() != hf.bytes)
-      DETQ_THROW_TYPE_ERROR(env, "frame " + std::to_string(i) + ": pixels must hold width*height*3 bytes (uint8 RGB HWC)");
-    hf.pixels = pixels.Data();
+    if (hf.desc.srcWidth <= 0 || hf.desc.srcHeight <= 0) DETQ_THROW_TYPE_ERROR(env, where + ": width and height must be positive");
+    hf.data = bytes.Data();
+    hf.bytes = bytes.ByteLength();
+    if (hf.jpeg) {
+      if (hf.bytes < 4) DETQ_THROW_TYPE_ERROR(env, where + ": jpeg is empty");
+    } else if (hf.bytes != static_cast<std::size_t>(hf.desc.srcWidth) * hf.desc.srcHeight * 3) {
+      DETQ_THROW_TYPE_ERROR(env, where + ": pixels must hold width*height*3 bytes (uint8 RGB HWC)");
+    }
     out.frames.push_back(hf);
-    out.refs.push_back(Napi::Persistent(px));
+    out.refs.push_back(Napi::Persistent(data));
   }
   return out;
 }

@@ -12,10 +12,11 @@
 
 namespace detq {
 
-// A frame's pixels are read on the context thread; `ref` keeps the JS array alive until the job settles.
+// A frame's bytes are read on the context thread; `refs` keep the JS arrays alive until the job settles.
 struct HostFrame {
-  const std::uint8_t* pixels;
+  const std::uint8_t* data;  // uint8 RGB HWC as stored (orientation not applied), or the JPEG file when `jpeg`
   std::size_t bytes;
+  bool jpeg = false;
   LetterboxDesc desc;  // srcOffset filled in at upload time
 };
 

@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include "../codec/jpeg_decoder.h"
 #include "log.h"
 
 #include <cuda_fp16.h>
@@ -7,14 +8,17 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <random>
 #include <stdexcept>
 
 namespace detq {
 namespace {
 
-// Pixels start after the descriptor table, aligned so the table and images never share a cache line.
-std::size_t descBytes(std::size_t batch) { return (batch * sizeof(LetterboxDesc) + 255) & ~std::size_t{255}; }
+constexpr std::size_t kAlign = 256;
+std::size_t aligned(std::size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
+// Pixels start after the descriptor table; every image starts 256-byte aligned (nvJPEG writes them).
+std::size_t descBytes(std::size_t batch) { return aligned(batch * sizeof(LetterboxDesc)); }
+// Staging kept between batches; larger allocations are given back after an outsized batch.
+constexpr std::size_t kKeepStagingBytes = std::size_t{512} << 20;
 
 // The kernels trust the descriptors: a letterbox that does not fit the canvas would read or write
 // out of bounds, so it is refused here with a message instead.
@@ -42,23 +46,71 @@ Pipeline::~Pipeline() {
   instance_.reset();
 }
 
-void Pipeline::upload(const std::vector<HostFrame>& frames) {
-  const std::size_t batch = frames.size();
-  std::size_t total = descBytes(batch);
-  for (const auto& f : frames) total += f.bytes;
-  // The previous batch's upload may still be in flight from this buffer.
-  stream_.synchronize();
-  hostIn_.reserve(total);
-  deviceIn_.reserve(total);
-  auto* descs = hostIn_.as<LetterboxDesc>();
-  std::size_t offset = descBytes(batch);
-  for (std::size_t i = 0; i < batch; ++i) {
-    descs[i] = frames[i].desc;
-    descs[i].srcOffset = static_cast<std::int64_t>(offset);
-    if (frames[i].bytes) std::memcpy(hostIn_.as<std::uint8_t>() + offset, frames[i].pixels, frames[i].bytes);
-    offset += frames[i].bytes;
+std::vector<std::string> Pipeline::decodeJpegs(const std::vector<HostFrame>& frames, const std::vector<std::size_t>& offsets) {
+  std::vector<std::string> errors(frames.size());
+  std::vector<JpegInput> inputs;
+  std::vector<std::size_t> index;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    if (!frames[i].jpeg) continue;
+    const LetterboxDesc& d = frames[i].desc;
+    inputs.push_back({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), deviceIn_.as<std::uint8_t>() + offsets[i]});
+    index.push_back(i);
   }
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceIn_.data(), hostIn_.data(), total, cudaMemcpyHostToDevice, stream_.get()));
+  if (inputs.empty()) return errors;
+  if (!jpeg_ && jpegUnavailable_.empty()) {
+    try {
+      jpeg_ = std::make_unique<JpegDecoder>();
+    } catch (const std::exception& e) {
+      jpegUnavailable_ = e.what();
+      log(LogLevel::kWarn, std::string("GPU JPEG decoding unavailable, decoding on the CPU: ") + e.what());
+    }
+  }
+  if (jpeg_) {
+    const std::vector<std::string> decoded = jpeg_->decode(inputs, stream_.get());
+    for (std::size_t k = 0; k < index.size(); ++k) errors[index[k]] = decoded[k];
+    return errors;
+  }
+  for (std::size_t i : index) errors[i] = jpegUnavailable_;
+  return errors;
+}
+
+Pipeline::Staged Pipeline::stage(const std::vector<HostFrame>& frames) {
+  const std::size_t batch = frames.size();
+  // Host part: descriptors + CPU-decoded pixels; device-only part after it: nvJPEG's output.
+  std::vector<std::size_t> offsets(batch);
+  std::size_t hostBytes = descBytes(batch);
+  for (std::size_t i = 0; i < batch; ++i)
+    if (!frames[i].jpeg) {
+      offsets[i] = hostBytes;
+      hostBytes += aligned(frames[i].bytes);
+    }
+  std::size_t total = hostBytes;
+  for (std::size_t i = 0; i < batch; ++i)
+    if (frames[i].jpeg) {
+      offsets[i] = total;
+      total += aligned(static_cast<std::size_t>(frames[i].desc.srcWidth) * frames[i].desc.srcHeight * 3);
+    }
+  // The previous batch may still read the staging buffers (it has finished when download() returned,
+  // but letterbox() and postprocess() do not wait).
+  done_.waitFor(stream_.get());
+  hostIn_.shrinkAfter(hostBytes, kKeepStagingBytes);
+  deviceIn_.shrinkAfter(total, kKeepStagingBytes);
+  hostIn_.reserve(hostBytes);
+  deviceIn_.reserve(total);
+
+  Staged staged;
+  staged.errors = decodeJpegs(frames, offsets);
+  auto* descs = hostIn_.as<LetterboxDesc>();
+  for (std::size_t i = 0; i < batch; ++i) {
+    if (!staged.errors[i].empty()) continue;
+    LetterboxDesc& d = descs[staged.live.size()];
+    d = frames[i].desc;
+    d.srcOffset = static_cast<std::int64_t>(offsets[i]);
+    if (!frames[i].jpeg && frames[i].bytes) std::memcpy(hostIn_.as<std::uint8_t>() + offsets[i], frames[i].data, frames[i].bytes);
+    staged.live.push_back(static_cast<int>(i));
+  }
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceIn_.data(), hostIn_.data(), hostBytes, cudaMemcpyHostToDevice, stream_.get()));
+  return staged;
 }
 
 std::vector<FrameResult> Pipeline::runDevice(int batch, const DetectConfig& config) {
@@ -108,7 +160,7 @@ std::vector<FrameResult> Pipeline::download(int batch, const DetectConfig& confi
   auto* rows = reinterpret_cast<float*>(hostOut_.as<std::uint8_t>() + countBytes);
   DETQ_CUDA_CHECK(cudaMemcpyAsync(counts, post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
   DETQ_CUDA_CHECK(cudaMemcpyAsync(rows, post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
-  stream_.synchronize();
+  done_.waitFor(stream_.get());
   std::vector<FrameResult> out(batch);
   for (int b = 0; b < batch; ++b) {
     const float* r = rows + static_cast<std::size_t>(b) * config.maxDet * 6;
@@ -123,14 +175,18 @@ std::vector<FrameResult> Pipeline::infer(const std::vector<HostFrame>& frames, c
   if (frames.empty()) return {};
   checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
   const auto t0 = std::chrono::steady_clock::now();
-  upload(frames);
+  const Staged staged = stage(frames);
   const auto t1 = std::chrono::steady_clock::now();
-  auto results = runDevice(static_cast<int>(frames.size()), config);
+  std::vector<FrameResult> live = staged.live.empty() ? std::vector<FrameResult>{} : runDevice(static_cast<int>(staged.live.size()), config);
   const auto t2 = std::chrono::steady_clock::now();
-  // Where a batch's time goes (shown with DETQ_DEBUG): host staging + copy, then GPU work to boxes back.
-  log(LogLevel::kDebug, "infer " + std::to_string(frames.size()) + " frames: upload " +
-                            std::to_string(std::chrono::duration<double, std::milli>(t1 - t0).count()) + " ms, device " +
-                            std::to_string(std::chrono::duration<double, std::milli>(t2 - t1).count()) + " ms");
+  // Where a batch's time goes (shown with DETQ_DEBUG): staging, JPEG decode launch and copy, then GPU work to boxes back.
+  log(LogLevel::kDebug, "infer " + std::to_string(frames.size()) + " frames (" + std::to_string(frames.size() - staged.live.size()) +
+                            " not decodable on the device): stage " + std::to_string(std::chrono::duration<double, std::milli>(t1 - t0).count()) +
+                            " ms, device " + std::to_string(std::chrono::duration<double, std::milli>(t2 - t1).count()) + " ms");
+  std::vector<FrameResult> results(frames.size());
+  for (std::size_t k = 0; k < staged.live.size(); ++k) results[staged.live[k]] = std::move(live[k]);
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    if (!staged.errors[i].empty()) results[i].decodeError = staged.errors[i];
   return results;
 }
 
@@ -138,17 +194,19 @@ std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int
   const int batch = static_cast<int>(frames.size());
   const std::size_t elems = static_cast<std::size_t>(batch) * 3 * width * height;
   checkGeometry(frames, width, height);
-  upload(frames);
+  const Staged staged = stage(frames);
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    if (!staged.errors[i].empty()) throw std::runtime_error("frame " + std::to_string(i) + ": " + staged.errors[i]);
   netInput_.reserve(elems * dtypeSize(type));
   launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), type, width, height, false, stream_.get());
   std::vector<float> out(elems);
   if (type == DType::kFloat32) {
     DETQ_CUDA_CHECK(cudaMemcpyAsync(out.data(), netInput_.data(), elems * 4, cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
+    done_.waitFor(stream_.get());
   } else {
     std::vector<__half> half(elems);
     DETQ_CUDA_CHECK(cudaMemcpyAsync(half.data(), netInput_.data(), elems * 2, cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
+    done_.waitFor(stream_.get());
     for (std::size_t i = 0; i < elems; ++i) out[i] = __half2float(half[i]);
   }
   return out;
@@ -162,45 +220,29 @@ std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, in
     throw std::invalid_argument("postprocess needs one letterbox per image");
   // Frames here carry geometry only; upload the descriptor table alone.
   std::vector<HostFrame> geometry(frames);
-  for (auto& f : geometry) f.bytes = 0;
-  upload(geometry);
+  for (auto& f : geometry) {
+    f.bytes = 0;
+    f.jpeg = false;
+  }
+  stage(geometry);
   DeviceBuffer deviceRaw(raw.size() * sizeof(float));
   DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceRaw.data(), raw.data(), raw.size() * sizeof(float), cudaMemcpyHostToDevice, stream_.get()));
   post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(), config, stream_.get());
   return download(batch, config);
 }
 
-std::vector<double> Pipeline::benchmark(int batch, int iterations, int srcWidth, int srcHeight,
-                                        const DetectConfig& config) {
+std::vector<double> Pipeline::benchmark(const std::vector<HostFrame>& frames, int iterations, const DetectConfig& config) {
   if (!model_) throw std::logic_error("this pipeline has no model");
-  const ModelInfo& info = model_->info();
-  // Synthetic photographs: smooth gradients plus noise, so the network sees varied input.
-  std::vector<std::uint8_t> pixels(static_cast<std::size_t>(srcWidth) * srcHeight * 3);
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int> noise(0, 40);
-  for (int y = 0; y < srcHeight; ++y)
-    for (int x = 0; x < srcWidth; ++x)
-      for (int c = 0; c < 3; ++c)
-        pixels[(static_cast<std::size_t>(y) * srcWidth + x) * 3 + c] =
-            static_cast<std::uint8_t>(((x * (c + 1) + y * (3 - c)) / 8 + noise(rng)) & 0xFF);
-  const float gain = std::min(static_cast<float>(info.inputHeight) / srcHeight, static_cast<float>(info.inputWidth) / srcWidth);
-  HostFrame frame{};
-  frame.pixels = pixels.data();
-  frame.bytes = pixels.size();
-  frame.desc.srcWidth = srcWidth;
-  frame.desc.srcHeight = srcHeight;
-  frame.desc.gain = gain;
-  frame.desc.resizedWidth = static_cast<int>(std::lround(srcWidth * gain));
-  frame.desc.resizedHeight = static_cast<int>(std::lround(srcHeight * gain));
-  frame.desc.left = (info.inputWidth - frame.desc.resizedWidth) / 2;
-  frame.desc.top = (info.inputHeight - frame.desc.resizedHeight) / 2;
-  // Images are uploaded once: engine-only timing starts from device-resident images (as nvJPEG gives).
-  upload(std::vector<HostFrame>(batch, frame));
+  if (frames.empty()) throw std::invalid_argument("benchmark needs at least one frame");
+  checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
+  // Images are staged once: engine-only timing starts from device-resident images (as nvJPEG leaves them).
+  const Staged staged = stage(frames);
+  if (staged.live.size() != frames.size()) throw std::runtime_error("benchmark: some frames could not be decoded on the device");
   std::vector<double> times;
   times.reserve(iterations);
   for (int i = 0; i < iterations; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    runDevice(batch, config);
+    runDevice(static_cast<int>(frames.size()), config);
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   return times;

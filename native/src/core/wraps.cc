@@ -14,6 +14,7 @@ Napi::Array toJs(Napi::Env env, const std::vector<FrameResult>& results) {
     auto obj = Napi::Object::New(env);
     obj.Set("rows", rows);
     obj.Set("count", results[i].count);
+    if (!results[i].decodeError.empty()) obj.Set("decodeError", results[i].decodeError);
     arr.Set(static_cast<uint32_t>(i), obj);
   }
   return arr;
@@ -65,9 +66,9 @@ class PostprocessJob : public Job {
 
 class BenchmarkJob : public Job {
  public:
-  BenchmarkJob(int batch, int iterations, int w, int h, DetectConfig config)
-      : batch_(batch), iterations_(iterations), w_(w), h_(h), config_(std::move(config)) {}
-  void run(Pipeline& p) override { times_ = p.benchmark(batch_, iterations_, w_, h_, config_); }
+  BenchmarkJob(ParsedFrames frames, int iterations, DetectConfig config)
+      : frames_(std::move(frames)), iterations_(iterations), config_(std::move(config)) {}
+  void run(Pipeline& p) override { times_ = p.benchmark(frames_.frames, iterations_, config_); }
   Napi::Value result(Napi::Env env) override {
     auto arr = Napi::Float64Array::New(env, times_.size());
     std::copy(times_.begin(), times_.end(), arr.Data());
@@ -75,7 +76,8 @@ class BenchmarkJob : public Job {
   }
 
  private:
-  int batch_, iterations_, w_, h_;
+  ParsedFrames frames_;
+  int iterations_;
   DetectConfig config_;
   std::vector<double> times_;
 };
@@ -212,12 +214,12 @@ Napi::Value ContextWrap::Postprocess(const Napi::CallbackInfo& info) {
                          std::make_unique<PostprocessJob>(std::move(values), batch, rows, anchors, std::move(geometry), std::move(config)));
 }
 
-// benchmark(batch, iterations, srcWidth, srcHeight, params)
+// benchmark(frames, iterations, params)
 Napi::Value ContextWrap::Benchmark(const Napi::CallbackInfo& info) {
-  DetectConfig config = parseDetectConfig(info.Length() > 4 ? info[4] : info.Env().Undefined());
-  return thread_->submit(info.This().As<Napi::Object>(),
-                         std::make_unique<BenchmarkJob>(intArg(info, 0, "batch"), intArg(info, 1, "iterations"),
-                                                        intArg(info, 2, "srcWidth"), intArg(info, 3, "srcHeight"), std::move(config)));
+  ParsedFrames frames = parseFrames(info[0]);
+  const int iterations = intArg(info, 1, "iterations");
+  DetectConfig config = parseDetectConfig(info.Length() > 2 ? info[2] : info.Env().Undefined());
+  return thread_->submit(info.This().As<Napi::Object>(), std::make_unique<BenchmarkJob>(std::move(frames), iterations, std::move(config)));
 }
 
 Napi::Value ContextWrap::Dispose(const Napi::CallbackInfo& info) { return thread_->shutdown(info.This().As<Napi::Object>()); }

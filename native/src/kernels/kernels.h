@@ -15,6 +15,8 @@ namespace detq {
 
 // Where one source image sits in the batch upload and how it maps into the network input
 // (the geometry of computeLetterbox in @detq/core, computed once in TypeScript).
+// srcWidth/srcHeight are the oriented size (what detections are measured in); the pixels are stored
+// before the EXIF orientation (nvJPEG output), so the stored size is swapped for orientations 5..8.
 struct LetterboxDesc {
   std::int64_t srcOffset;  // byte offset of the image's uint8 RGB HWC pixels in the batch upload
   std::int32_t srcWidth;
@@ -24,11 +26,17 @@ struct LetterboxDesc {
   std::int32_t left;
   std::int32_t top;
   float gain;
+  std::int32_t orientation;  // EXIF 1..8; 1 for pixels already upright (CPU-decoded frames)
 };
+
+// Stored (pre-orientation) width and height of a desc's pixels.
+inline int storedWidth(const LetterboxDesc& d) { return d.orientation >= 5 ? d.srcHeight : d.srcWidth; }
+inline int storedHeight(const LetterboxDesc& d) { return d.orientation >= 5 ? d.srcWidth : d.srcHeight; }
 
 // Letterbox + /255 for `batch` images into `out` of `outType`: planar [batch,3,dstH,dstW] (HWC->CHW),
 // or interleaved [batch,dstH,dstW,3] when `channelsLast` (the NCHW tensor in channels-last strides).
-// Resampling follows packages/imaging/src/resize.ts: area when both sides shrink, else bilinear.
+// Resampling follows packages/imaging/src/resize.ts: area when both sides shrink, else bilinear, on the
+// image as libvips' rotate() would orient it (the EXIF orientation is applied while sampling).
 void launchLetterbox(const std::uint8_t* images, const LetterboxDesc* descs, int batch, void* out, DType outType,
                      int dstWidth, int dstHeight, bool channelsLast, cudaStream_t stream);
 
@@ -62,11 +70,9 @@ class YoloPostprocessor {
   DeviceBuffer candCount_;  // candidates found per image
   DeviceBuffer offsets_;    // segment begin/end offsets for the sort
   DeviceBuffer boxes_;      // decoded top-kMaxNms boxes per image
-  DeviceBuffer classMask_;  // 1 byte per class when a class filter is set
   DeviceBuffer sortTemp_;
   DeviceBuffer rows_;
   DeviceBuffer counts_;
-  std::vector<std::uint8_t> hostMask_;
 };
 
 }  // namespace detq

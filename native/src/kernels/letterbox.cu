@@ -9,9 +9,32 @@ constexpr float kPad = 114.0f;
 
 __device__ inline float roundToByte(float v) { return fminf(255.0f, floorf(v + 0.5f)); }
 
+// Stored pixels seen in their EXIF orientation: pixel (x, y) of the upright image, whose size is
+// (w, h), is read from where it sits in the stored one (size (h, w) for orientations 5..8).
+struct OrientedImage {
+  const std::uint8_t* px;
+  int w, h;  // upright size
+  int orientation;
+  __device__ const std::uint8_t* at(int x, int y) const {
+    int sx = x, sy = y, sw = w;
+    switch (orientation) {
+      case 2: sx = w - 1 - x; break;                                  // mirrored horizontally
+      case 3: sx = w - 1 - x; sy = h - 1 - y; break;                  // rotated 180
+      case 4: sy = h - 1 - y; break;                                  // mirrored vertically
+      case 5: sx = y; sy = x; sw = h; break;                          // transposed
+      case 6: sx = y; sy = w - 1 - x; sw = h; break;                  // rotated 90 clockwise to view
+      case 7: sx = h - 1 - y; sy = w - 1 - x; sw = h; break;          // transversed
+      case 8: sx = h - 1 - y; sy = x; sw = h; break;                  // rotated 270 clockwise to view
+      default: break;
+    }
+    return px + (static_cast<std::size_t>(sy) * sw + sx) * 3;
+  }
+};
+
 // INTER_AREA: every destination pixel is the overlap-weighted mean of the source pixels it covers.
 // Tap geometry in double and weights rounded to float, as resize.ts's areaTaps computes them.
-__device__ void sampleArea(const std::uint8_t* src, int sw, int sh, int dw, int dh, int x, int y, float rgb[3]) {
+__device__ void sampleArea(const OrientedImage& src, int dw, int dh, int x, int y, float rgb[3]) {
+  const int sw = src.w, sh = src.h;
   const double sx = static_cast<double>(sw) / dw;
   const double sy = static_cast<double>(sh) / dh;
   const double fx0 = x * sx;
@@ -23,13 +46,12 @@ __device__ void sampleArea(const std::uint8_t* src, int sw, int sh, int dw, int 
     const double wyd = fmin(sy_i + 1.0, fy1) - fmax(static_cast<double>(sy_i), fy0);
     if (wyd <= 1e-6) continue;
     const float wy = static_cast<float>(wyd / sy);
-    const std::uint8_t* row = src + static_cast<std::size_t>(sy_i) * sw * 3;
     float racc[3] = {0.f, 0.f, 0.f};
     for (int sx_i = static_cast<int>(floor(fx0)); sx_i < fx1; ++sx_i) {
       const double wxd = fmin(sx_i + 1.0, fx1) - fmax(static_cast<double>(sx_i), fx0);
       if (wxd <= 1e-6) continue;
       const float wx = static_cast<float>(wxd / sx);
-      const std::uint8_t* p = row + sx_i * 3;
+      const std::uint8_t* p = src.at(sx_i, sy_i);
       racc[0] += p[0] * wx;
       racc[1] += p[1] * wx;
       racc[2] += p[2] * wx;
@@ -42,7 +64,8 @@ __device__ void sampleArea(const std::uint8_t* src, int sw, int sh, int dw, int 
 }
 
 // INTER_LINEAR with half-pixel centres, clamped at the borders (identity when sizes match).
-__device__ void sampleLinear(const std::uint8_t* src, int sw, int sh, int dw, int dh, int x, int y, float rgb[3]) {
+__device__ void sampleLinear(const OrientedImage& src, int dw, int dh, int x, int y, float rgb[3]) {
+  const int sw = src.w, sh = src.h;
   const double fx = fmax((x + 0.5) * (static_cast<double>(sw) / dw) - 0.5, 0.0);
   const double fy = fmax((y + 0.5) * (static_cast<double>(sh) / dh) - 0.5, 0.0);
   const int x0 = min(static_cast<int>(floor(fx)), sw - 1);
@@ -51,10 +74,12 @@ __device__ void sampleLinear(const std::uint8_t* src, int sw, int sh, int dw, in
   const int y1 = min(y0 + 1, sh - 1);
   const float wx = static_cast<float>(fx - x0);
   const float wy = static_cast<float>(fy - y0);
-  const std::uint8_t* r0 = src + static_cast<std::size_t>(y0) * sw * 3;
-  const std::uint8_t* r1 = src + static_cast<std::size_t>(y1) * sw * 3;
+  const std::uint8_t* p00 = src.at(x0, y0);
+  const std::uint8_t* p01 = src.at(x1, y0);
+  const std::uint8_t* p10 = src.at(x0, y1);
+  const std::uint8_t* p11 = src.at(x1, y1);
   for (int c = 0; c < 3; ++c) {
-    const float a = r0[x0 * 3 + c], b = r0[x1 * 3 + c], d = r1[x0 * 3 + c], e = r1[x1 * 3 + c];
+    const float a = p00[c], b = p01[c], d = p10[c], e = p11[c];
     const float top = a + (b - a) * wx;
     const float bot = d + (e - d) * wx;
     rgb[c] = fmaxf(0.f, roundToByte(top + (bot - top) * wy));
@@ -84,11 +109,11 @@ __global__ void letterboxKernel(const std::uint8_t* images, const LetterboxDesc*
   const int rx = x - d.left;
   const int ry = y - d.top;
   if (rx >= 0 && ry >= 0 && rx < d.resizedWidth && ry < d.resizedHeight) {
-    const std::uint8_t* src = images + d.srcOffset;
+    const OrientedImage src{images + d.srcOffset, d.srcWidth, d.srcHeight, d.orientation};
     if (d.resizedWidth < d.srcWidth && d.resizedHeight < d.srcHeight)
-      sampleArea(src, d.srcWidth, d.srcHeight, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
+      sampleArea(src, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
     else
-      sampleLinear(src, d.srcWidth, d.srcHeight, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
+      sampleLinear(src, d.resizedWidth, d.resizedHeight, rx, ry, rgb);
   }
   const std::size_t plane = static_cast<std::size_t>(dstW) * dstH;
   const std::size_t pixel = static_cast<std::size_t>(y) * dstW + x;

@@ -27,10 +27,19 @@ struct Box {
   int cls;
 };
 
+// The class filter as a kernel argument (by value): no copy to order against the stream, nothing to
+// keep alive. One bit per class, up to kMaxFilterClasses.
+constexpr int kMaxFilterClasses = 1024;
+struct ClassMask {
+  bool active;
+  unsigned words[kMaxFilterClasses / 32];
+  __device__ bool allows(int c) const { return !active || ((words[c >> 5] >> (c & 31)) & 1u); }
+};
+
 // One thread per anchor: the (anchor, class) pairs that pass the confidence and class filters.
 template <typename T>
 __global__ void candidatesKernel(const T* raw, int rows, int anchors, float conf, bool multiLabel,
-                                 const std::uint8_t* classMask, unsigned long long* keys, int capacity,
+                                 const ClassMask classMask, unsigned long long* keys, int capacity,
                                  int* counts) {
   const int a = blockIdx.x * blockDim.x + threadIdx.x;
   const int b = blockIdx.y;
@@ -41,7 +50,7 @@ __global__ void candidatesKernel(const T* raw, int rows, int anchors, float conf
   if (multiLabel) {
     for (int c = 0; c < nc; ++c) {
       const float s = toFloat(scores[static_cast<std::size_t>(c) * anchors]);
-      if (s > conf && (!classMask || classMask[c])) {
+      if (s > conf && classMask.allows(c)) {
         const int slot = atomicAdd(&counts[b], 1);
         out[slot] = makeKey(s, static_cast<unsigned>(a) * nc + c);
       }
@@ -58,7 +67,7 @@ __global__ void candidatesKernel(const T* raw, int rows, int anchors, float conf
       bestC = c;
     }
   }
-  if (best > conf && (!classMask || classMask[bestC])) {
+  if (best > conf && classMask.allows(bestC)) {
     const int slot = atomicAdd(&counts[b], 1);
     out[slot] = makeKey(best, static_cast<unsigned>(a) * nc + bestC);
   }
@@ -155,7 +164,7 @@ __global__ void __launch_bounds__(kNmsThreads) nmsKernel(const T* raw, int rows,
 }
 
 template <typename T>
-void launchChain(const T* raw, int batch, int rows, int anchors, const std::uint8_t* mask, const DetectConfig& cfg,
+void launchChain(const T* raw, int batch, int rows, int anchors, const ClassMask& mask, const DetectConfig& cfg,
                  int capacity, unsigned long long* keys, unsigned long long* sorted, int* candCount, int* begin,
                  int* end, void* sortTemp, std::size_t sortTempBytes, Box* boxes, const LetterboxDesc* descs,
                  float* outRows, int* outCounts, cudaStream_t stream) {
@@ -199,15 +208,13 @@ void YoloPostprocessor::run(const void* raw, DType rawType, int batch, int rows,
       batch, begin, end, stream));
   sortTemp_.reserve(std::max<std::size_t>(tempBytes, 1));
 
-  const std::uint8_t* mask = nullptr;
+  ClassMask mask{};
   if (!config.classes.empty()) {
-    hostMask_.assign(nc, 0);
+    if (nc > kMaxFilterClasses)
+      throw std::invalid_argument("a class filter supports models of up to " + std::to_string(kMaxFilterClasses) + " classes");
+    mask.active = true;
     for (int c : config.classes)
-      if (c >= 0 && c < nc) hostMask_[c] = 1;
-    classMask_.reserve(nc);
-    // Synchronous on purpose: the host vector is reused by the next call, so the copy must finish now.
-    DETQ_CUDA_CHECK(cudaMemcpy(classMask_.data(), hostMask_.data(), nc, cudaMemcpyHostToDevice));
-    mask = classMask_.as<std::uint8_t>();
+      if (c >= 0 && c < nc) mask.words[c >> 5] |= 1u << (c & 31);
   }
 
   auto* boxes = boxes_.as<Box>();

@@ -27,6 +27,8 @@ export const labelFlagsSchema = z.object({
   names: z.string().optional(),
   engine: engineChoiceSchema.default('onnxruntime-cpu'),
   half: z.boolean().default(false),
+  /** Where JPEGs are decoded: 'auto' = on the GPU (nvJPEG) when the engine can, 'cpu' = always sharp. */
+  decode: z.enum(['auto', 'cpu']).default('auto'),
   conf: z.coerce.number().min(0).max(1).default(0.25),
   iou: z.coerce.number().min(0).max(1).default(0.7),
   maxDet: z.coerce.number().int().min(1).max(10_000).default(300),

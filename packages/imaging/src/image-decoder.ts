@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { computeLetterbox, ImageError, LETTERBOX_PAD, type Letterbox } from '@detq/core';
+import { gpuDecodable, readJpegHeader, type JpegHeader } from './jpeg-header';
 
 // libvips' kernel for the letterbox resize (after shrink-on-load); see decodeLetterboxed.
 const RESIZE_KERNEL = 'linear';
@@ -65,16 +66,39 @@ function classifyDecodeError(err: unknown, bytes: Buffer): ImageError {
 // limitInputPixels: false because we check the limit ourselves, with a clearer message.
 const SHARP_OPTIONS = { failOn: 'warning', limitInputPixels: false } as const;
 
-/**
- * Checks an encoded image before any pixel is decoded: size, refused formats, and the header's
- * dimensions against the pixel limit. Returns the oriented (EXIF-applied) size.
- */
-async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<{ width: number; height: number }> {
+// The checks every file meets before any parsing, on the CPU and the GPU path alike.
+function checkFile(bytes: Buffer, limits: DecodeLimits): void {
   if (bytes.length === 0) throw new ImageError('EMPTY_FILE', 'the file is empty (0 bytes)');
   if (bytes.length > limits.maxBytes)
     throw new ImageError('FILE_TOO_LARGE', `the file has ${bytes.length} bytes, above the limit of ${limits.maxBytes}`);
   const refused = refusedFormat(bytes);
   if (refused) throw new ImageError('UNSUPPORTED_FORMAT', `${refused} files are not accepted`);
+}
+
+function checkPixels(w: number, h: number, limits: DecodeLimits): void {
+  if (w * h > limits.maxPixels)
+    throw new ImageError('TOO_MANY_PIXELS', `the image is ${w}x${h} (${w * h} pixels), above the limit of ${limits.maxPixels}`);
+}
+
+/**
+ * For engines that decode JPEGs on the device: the header of a JPEG the GPU can take, after the same
+ * limits and error codes as decodeImage, read without decoding. Undefined for every other file (not a
+ * JPEG, progressive, CMYK, 12-bit, damaged): decodeImage then gives its result or its error code.
+ */
+export function inspectForDeviceDecode(bytes: Buffer, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): JpegHeader | undefined {
+  checkFile(bytes, limits);
+  const header = readJpegHeader(bytes);
+  if (!header || header.storedWidth <= 0 || header.storedHeight <= 0 || !gpuDecodable(header)) return undefined;
+  checkPixels(header.storedWidth, header.storedHeight, limits);
+  return header;
+}
+
+/**
+ * Checks an encoded image before any pixel is decoded: size, refused formats, and the header's
+ * dimensions against the pixel limit. Returns the oriented (EXIF-applied) size.
+ */
+async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<{ width: number; height: number }> {
+  checkFile(bytes, limits);
   let meta: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
     meta = await sharp(bytes, SHARP_OPTIONS).metadata();
@@ -86,8 +110,7 @@ async function inspect(bytes: Buffer, limits: DecodeLimits): Promise<{ width: nu
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (w <= 0 || h <= 0) throw new ImageError('CORRUPT', `the header declares an empty image (${w}x${h})`);
-  if (w * h > limits.maxPixels)
-    throw new ImageError('TOO_MANY_PIXELS', `the image is ${w}x${h} (${w * h} pixels), above the limit of ${limits.maxPixels}`);
+  checkPixels(w, h, limits);
   return meta.autoOrient ?? { width: w, height: h };
 }
 

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeLoadOptions, type NativeModel } from '@detq/native';
 import { computeLetterbox, FatalError, type DetectParams, type EngineKind } from '@detq/core';
 import { contextProfiles, paddedBatchSizes, type BatchRange } from './batch-padding';
-import type { Engine, EngineInfo, Frame, FrameDetections } from './engine';
+import { DeviceDecodeError, type Engine, type EngineInfo, type Frame, type FrameOutcome } from './engine';
 
 let cached: NativeAddon | undefined;
 let loadError: Error | undefined;
@@ -57,12 +57,21 @@ export function nativeUnavailableReason(kind: Exclude<EngineKind, 'onnxruntime-c
   return undefined;
 }
 
+/** DETQ_GPU_CONTEXTS: execution contexts per GPU engine (default 2). */
+function gpuContexts(): number {
+  const n = Number(process.env.DETQ_GPU_CONTEXTS ?? 2);
+  return Number.isInteger(n) && n >= 1 && n <= 8 ? n : 2;
+}
+
 export interface NativeEngineOptions {
   half?: boolean;
   maxBatch?: number;
   imgsz?: [number, number];
   device?: number;
-  /** Execution contexts (each a thread + stream): two let one copy images while the other computes. */
+  /**
+   * Execution contexts (each a thread + stream + JPEG decoder): while one decodes a batch on the NVJPG
+   * engines, the others run the network (default DETQ_GPU_CONTEXTS, else 2).
+   */
   contexts?: number;
 }
 
@@ -75,9 +84,19 @@ export interface NativeModelSource {
   load?: Pick<NativeLoadOptions, 'plan' | 'precision' | 'end2end'>;
 }
 
+/** The addon's frame for one of ours: letterbox geometry of the oriented size, plus pixels or JPEG bytes. */
+function toNativeFrame(f: Frame, inputWidth: number, inputHeight: number): NativeFrame {
+  const lb = computeLetterbox(f.width, f.height, inputWidth, inputHeight);
+  const geometry = { width: f.width, height: f.height, resizedWidth: lb.resizedWidth, resizedHeight: lb.resizedHeight, left: lb.left, top: lb.top, gain: lb.gain };
+  if (f.layout === 'encoded') return { ...geometry, jpeg: f.bytes, orientation: f.orientation };
+  if (f.layout !== 'rgb') throw new Error("GPU engines take 'rgb' frames (uint8 RGB at the image's own size) or 'encoded' JPEGs");
+  return { ...geometry, pixels: f.pixels };
+}
+
 /**
  * A GPU engine over the native addon: one shared model, several execution contexts. Frames arrive as
- * uint8 RGB at their own size ('rgb'); letterbox, network, decode and NMS run on the GPU and only
+ * uint8 RGB at their own size ('rgb') or, when the addon has nvJPEG, as JPEG files ('encoded') decoded
+ * on the device; letterbox (with the EXIF orientation), network, decode and NMS run on the GPU and only
  * boxes come back. Torch and TensorRT differ only in how the model loads.
  */
 export class NativeEngine implements Engine {
@@ -93,7 +112,7 @@ export class NativeEngine implements Engine {
     if (reason) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${reason}`);
     const addon = loadNativeAddon();
     // Refused before anything loads: more contexts than the plan has profiles.
-    const profiles = contextProfiles(options.contexts ?? 2, source.profiles);
+    const profiles = contextProfiles(options.contexts ?? gpuContexts(), source.profiles);
     let model: NativeModel;
     try {
       model = await addon.loadModel({
@@ -128,6 +147,8 @@ export class NativeEngine implements Engine {
         inputHeight: m.inputHeight,
         maxBatch: m.maxBatch,
         accepts: 'rgb',
+        encodedFormats: addon.buildInfo.nvjpeg ? ['jpeg'] : [],
+        parallelBatches: contexts.length,
         device: m.device,
         runtimeVersion: m.runtimeVersion,
         numClasses: m.outputLayout === 'raw' ? m.numClasses : (source.classNames?.length ?? 0),
@@ -145,21 +166,26 @@ export class NativeEngine implements Engine {
     return ctx;
   }
 
-  async infer(frames: readonly Frame[], params: DetectParams): Promise<FrameDetections[]> {
+  async infer(frames: readonly Frame[], params: DetectParams): Promise<FrameOutcome[]> {
     const { inputWidth, inputHeight, maxBatch } = this.info;
-    const native: NativeFrame[] = frames.map((f) => {
-      if (f.layout !== 'rgb') throw new Error(`${this.info.kind} engine takes 'rgb' frames (uint8 RGB at the image's own size)`);
-      const lb = computeLetterbox(f.width, f.height, inputWidth, inputHeight);
-      return { pixels: f.pixels, width: f.width, height: f.height, resizedWidth: lb.resizedWidth, resizedHeight: lb.resizedHeight, left: lb.left, top: lb.top, gain: lb.gain };
-    });
-    const chunks: Promise<FrameDetections[]>[] = [];
-    for (let i = 0; i < native.length; i += maxBatch) chunks.push(this.context().infer(native.slice(i, i + maxBatch), params));
+    const native = frames.map((f) => toNativeFrame(f, inputWidth, inputHeight));
+    const chunks: Promise<FrameOutcome[]>[] = [];
+    for (let i = 0; i < native.length; i += maxBatch)
+      chunks.push(
+        this.context()
+          .infer(native.slice(i, i + maxBatch), params)
+          .then((out) => out.map((d) => (d.decodeError === undefined ? { rows: d.rows, count: d.count } : new DeviceDecodeError(d.decodeError)))),
+      );
     return (await Promise.all(chunks)).flat();
   }
 
-  /** Engine-only milliseconds per batch (device-resident images through letterbox, network and NMS). */
-  async benchmark(batch: number, iterations: number, params: DetectParams, source: [number, number] = [640, 480]): Promise<number[]> {
-    return Array.from(await this.context().benchmark(batch, iterations, source[0], source[1], params));
+  /**
+   * Engine-only milliseconds per batch: `frames` (real images) are put on the device once, then each
+   * batch runs letterbox, network, decode + NMS and copies the boxes back.
+   */
+  async benchmark(frames: readonly Frame[], iterations: number, params: DetectParams): Promise<number[]> {
+    const { inputWidth, inputHeight } = this.info;
+    return Array.from(await this.context().benchmark(frames.map((f) => toNativeFrame(f, inputWidth, inputHeight)), iterations, params));
   }
 
   async dispose(): Promise<void> {

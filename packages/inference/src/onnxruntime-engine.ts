@@ -116,7 +116,7 @@ export class OnnxRuntimeEngine implements Engine {
     const { inputWidth: w, inputHeight: h, numClasses } = this.info;
     const plane = w * h;
     const input = new Float32Array(frames.length * 3 * plane);
-    frames.forEach((f, n) => {
+    const letterboxes = frames.map((f, n) => {
       if (f.layout !== 'letterboxed' || f.width !== w || f.height !== h || !f.letterbox)
         throw new Error(`onnxruntime-cpu needs ${w}x${h} letterboxed frames`);
       // HWC uint8 -> CHW float32 in [0, 1].
@@ -127,15 +127,16 @@ export class OnnxRuntimeEngine implements Engine {
         input[base + plane + i] = px[p + 1]! / 255;
         input[base + 2 * plane + i] = px[p + 2]! / 255;
       }
+      return f.letterbox;
     });
     const { data, dims } = await this.run(input, [frames.length, 3, h, w]);
     if (this.layout.kind === 'end2end') {
       const detections = dims[1]!;
-      return frames.map((f, n) => decodeEndToEnd(data, n * detections * END2END_VALUES, detections, params, f.letterbox!));
+      return letterboxes.map((lb, n) => decodeEndToEnd(data, n * detections * END2END_VALUES, detections, params, lb));
     }
     const anchors = dims[2]!;
     const per = (4 + numClasses) * anchors;
-    return frames.map((f, n) => postprocess(data, n * per, numClasses, anchors, params, f.letterbox!));
+    return letterboxes.map((lb, n) => postprocess(data, n * per, numClasses, anchors, params, lb));
   }
 
   private run(data: Float32Array, dims: number[]): Promise<{ data: Float32Array; dims: number[] }> {

@@ -1,12 +1,12 @@
 import { EngineFault, ImageError, type DetectParams } from '@detq/core';
-import type { Engine, Frame, FrameDetections } from '@detq/inference';
+import type { Engine, Frame, FrameDetections, FrameOutcome } from '@detq/inference';
 
 export interface BatcherOptions {
   /** Frames per engine call; capped by the engine's own max batch. */
   maxBatch: number;
   /** How long a partial batch may wait for more frames. */
   maxWaitMs: number;
-  /** Engine calls allowed in flight at once (2 keeps the engine busy while the next batch forms). */
+  /** Engine calls allowed in flight at once (default: the engine's parallelBatches, at least 2, so it stays busy while the next batch forms). */
   maxInFlight?: number;
   /**
    * Deadline of one engine call. A call that misses it means a hung runtime or kernel: the batcher is
@@ -33,6 +33,12 @@ export interface BatcherStats {
  * frames; they leave in batches of up to maxBatch, or sooner after maxWaitMs. Frames only share a batch
  * when their post-processing params are equal, because an engine call applies one set of params.
  */
+/** A frame's outcome: its detections, or the per-frame error the engine gave (a JPEG the device could not decode). */
+function settle(w: { resolve: (d: FrameDetections) => void; reject: (e: Error) => void }, outcome: FrameOutcome): void {
+  if (outcome instanceof Error) w.reject(outcome);
+  else w.resolve(outcome);
+}
+
 export class Batcher {
   private readonly queues = new Map<string, { params: DetectParams; items: Waiting[]; since: number }>();
   private timer?: NodeJS.Timeout;
@@ -49,7 +55,7 @@ export class Batcher {
     private readonly options: BatcherOptions,
   ) {
     this.maxBatch = Math.max(1, Math.min(options.maxBatch, engine.info.maxBatch));
-    this.maxInFlight = options.maxInFlight ?? 2;
+    this.maxInFlight = options.maxInFlight ?? Math.max(2, engine.info.parallelBatches ?? 2);
   }
 
   detect(frame: Frame, params: DetectParams): Promise<FrameDetections> {
@@ -108,7 +114,7 @@ export class Batcher {
         items.map((w) => w.frame),
         params,
       );
-      items.forEach((w, i) => w.resolve(out[i]!));
+      items.forEach((w, i) => settle(w, out[i]!));
     } catch (err) {
       await this.settleFailedBatch(params, items, err);
     } finally {
@@ -140,14 +146,14 @@ export class Batcher {
     const engineWorks = solo.some((r) => r.ok) && !this.broken;
     solo.forEach((r, i) => {
       const w = items[i]!;
-      if (r.ok) w.resolve(r.dets);
+      if (r.ok) settle(w, r.dets);
       else if (engineWorks) w.reject(new ImageError('INFERENCE_FAILED', `the engine failed on this image: ${(r.err as Error)?.message ?? String(r.err)}`, { cause: r.err }));
       else w.reject(fault(r.err));
     });
   }
 
   /** One engine call under the call deadline. */
-  private infer(frames: Frame[], params: DetectParams): Promise<FrameDetections[]> {
+  private infer(frames: Frame[], params: DetectParams): Promise<FrameOutcome[]> {
     if (this.broken) return Promise.reject(this.broken);
     const call = this.engine.infer(frames, params);
     const limit = this.options.callTimeoutMs;

@@ -1,4 +1,4 @@
-import { decodeImage, decodeLetterboxed, DEFAULT_DECODE_LIMITS, type DecodeLimits } from '@detq/imaging';
+import { decodeImage, decodeLetterboxed, DEFAULT_DECODE_LIMITS, inspectForDeviceDecode, type DecodeLimits } from '@detq/imaging';
 import type { EngineInfo, Frame } from '@detq/inference';
 
 export interface PreparedImage {
@@ -12,11 +12,21 @@ export interface PreparedImage {
 
 /** Turns encoded bytes into the frame layout the engine takes. Bad images throw an ImageError. */
 export class FramePreparer {
-  constructor(
-    private readonly engine: Pick<EngineInfo, 'accepts' | 'inputWidth' | 'inputHeight'>,
-    private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
-  ) {}
+  private readonly deviceJpeg: boolean;
 
+  constructor(
+    private readonly engine: Pick<EngineInfo, 'accepts' | 'inputWidth' | 'inputHeight' | 'encodedFormats'>,
+    private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS,
+    /** 'cpu' decodes everything with sharp even where the engine could decode on the device. */
+    decode: 'auto' | 'cpu' = 'auto',
+  ) {
+    this.deviceJpeg = decode === 'auto' && (engine.encodedFormats ?? []).includes('jpeg');
+  }
+
+  /**
+   * JPEGs the engine decodes itself leave as 'encoded' frames after a header read (no decoding here);
+   * everything else, and images whose RGB is kept for previews, is decoded on the CPU.
+   */
   async prepare(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
     if (this.engine.accepts === 'letterboxed') {
       // CPU engines: libvips decodes straight to the input size (shrink-on-load, resize, pad).
@@ -27,6 +37,20 @@ export class FramePreparer {
       // Previews draw on the full image: only those few images are decoded a second time, at full size.
       return keepRgb ? { ...base, rgb: (await decodeImage(bytes, this.limits)).rgb } : base;
     }
+    if (this.deviceJpeg && !keepRgb) {
+      const h = inspectForDeviceDecode(bytes, this.limits);
+      if (h)
+        return {
+          width: h.width,
+          height: h.height,
+          frame: { layout: 'encoded', format: 'jpeg', bytes, width: h.width, height: h.height, orientation: h.orientation },
+        };
+    }
+    return this.decode(bytes, keepRgb);
+  }
+
+  /** The CPU path (sharp): also where an encoded frame the device could not decode comes back to. */
+  async decode(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
     const img = await decodeImage(bytes, this.limits);
     return { width: img.width, height: img.height, ...(keepRgb ? { rgb: img.rgb } : {}), frame: { layout: 'rgb', pixels: img.rgb, width: img.width, height: img.height } };
   }

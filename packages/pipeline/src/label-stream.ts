@@ -1,5 +1,6 @@
 import { EngineFault, ImageError, keyProblem, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
 import type { DecodeLimits } from '@detq/imaging';
+import { DeviceDecodeError, type Frame, type FrameDetections } from '@detq/inference';
 import type { ObjectStore } from '@detq/storage';
 import type { Batcher } from './batcher';
 import type { FramePreparer } from './frame-preparer';
@@ -26,6 +27,11 @@ export interface LabelContext {
   params: DetectParams;
   /** Images in flight (read, decoded or waiting for the engine): bounds memory whatever the set size. */
   window: number;
+  /**
+   * Bytes in flight: file bytes read plus RGB decoded on the CPU, so a set of 100 MP photos holds fewer
+   * images than a set of thumbnails (default DEFAULT_WINDOW_BYTES). One image is always let through.
+   */
+  windowBytes?: number;
   /** Keep the decoded RGB of the first N images (for previews). */
   keepRgb?: number;
   limits?: DecodeLimits;
@@ -34,6 +40,8 @@ export interface LabelContext {
   /** Stops reading and decoding (cancel, lost lock, deadline): the stream throws the signal's reason. */
   signal?: AbortSignal;
 }
+
+export const DEFAULT_WINDOW_BYTES = 512 * 1024 * 1024;
 
 export interface LabelledImage {
   record: ImageRecord;
@@ -44,7 +52,7 @@ export interface LabelledImage {
  * Labels one image: read, decode, detect. Failures become the image's error record, except the ones
  * that are not the image's: an engine fault or an abort, which end the stream.
  */
-async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): Promise<LabelledImage> {
+async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, held: { bytes: number }): Promise<LabelledImage> {
   // Keys name output files: one that could leave the output root is never read nor written.
   const unsafe = keyProblem(src.key);
   if (unsafe) return { record: errorRecord(src.key, new ImageError('BAD_KEY', `the key ${JSON.stringify(src.key)} ${unsafe}`), ctx.model, ctx.params) };
@@ -63,27 +71,48 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean): 
     const e = new ImageError('READ_FAILED', `cannot read ${src.uri}: ${(err as Error).message}`, { cause: err });
     return { record: errorRecord(src.key, e, ctx.model, ctx.params) };
   }
+  let weight = bytes.length;
+  held.bytes += weight;
+  const weigh = (frame: Frame) => {
+    if (frame.layout === 'encoded') return;
+    held.bytes += frame.pixels.length;
+    weight += frame.pixels.length;
+  };
   try {
-    const img = await ctx.preparer.prepare(bytes, keepRgb);
-    const dets = await ctx.batcher.detect(img.frame, ctx.params);
+    let img = await ctx.preparer.prepare(bytes, keepRgb);
+    weigh(img.frame);
+    let dets: FrameDetections;
+    try {
+      dets = await ctx.batcher.detect(img.frame, ctx.params);
+    } catch (err) {
+      if (!(err instanceof DeviceDecodeError)) throw err;
+      // The GPU could not decode this one: sharp decodes it, so it gets the CPU path's result or error code.
+      img = await ctx.preparer.decode(bytes, keepRgb);
+      weigh(img.frame);
+      dets = await ctx.batcher.detect(img.frame, ctx.params);
+    }
     const record = toRecord(src.key, img.width, img.height, dets, ctx.names, ctx.model, ctx.params);
     return img.rgb ? { record, rgb: img.rgb } : { record };
   } catch (err) {
     if (err instanceof EngineFault) throw err;
     return { record: errorRecord(src.key, err, ctx.model, ctx.params) };
+  } finally {
+    held.bytes -= weight;
   }
 }
 
 /**
  * The streaming core of both `detq label` and the distributed worker: images flow through read ->
- * decode/letterbox -> shared batcher -> engine with at most `window` in flight, so decoding overlaps
- * inference and memory stays bounded. Records come out in input order.
+ * decode/letterbox -> shared batcher -> engine with at most `window` images and `windowBytes` bytes in
+ * flight, so decoding overlaps inference and memory stays bounded whatever the image size. Records come out in input order.
  */
 export async function* labelStream(sources: AsyncIterable<LabelSource>, ctx: LabelContext): AsyncGenerator<LabelledImage> {
   const inFlight: Promise<LabelledImage>[] = [];
+  const held = { bytes: 0 };
+  const budget = ctx.windowBytes ?? DEFAULT_WINDOW_BYTES;
   let n = 0;
   const start = (src: LabelSource) => {
-    const p = labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0));
+    const p = labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0), held);
     // Images behind one that ended the stream are never awaited: their rejections must not go unhandled.
     p.catch(() => undefined);
     inFlight.push(p);
@@ -91,7 +120,7 @@ export async function* labelStream(sources: AsyncIterable<LabelSource>, ctx: Lab
   for await (const src of sources) {
     ctx.signal?.throwIfAborted();
     start(src);
-    if (inFlight.length >= ctx.window) yield await inFlight.shift()!;
+    while (inFlight.length >= ctx.window || (inFlight.length > 1 && held.bytes > budget)) yield await inFlight.shift()!;
   }
   while (inFlight.length > 0) yield await inFlight.shift()!;
 }

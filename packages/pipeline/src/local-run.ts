@@ -19,6 +19,8 @@ export interface LocalRunOptions extends InputFilter {
   names?: string;
   engine?: EngineChoice;
   half?: boolean;
+  /** 'cpu' decodes every image with sharp even where the engine decodes JPEGs on the GPU. */
+  decode?: 'auto' | 'cpu';
   params: DetectParams;
   imgsz?: [number, number];
   batch: number;
@@ -118,12 +120,13 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
     };
     const stream = labelStream(todo(), {
       store,
-      preparer: new FramePreparer(engine.info, options.limits),
+      preparer: new FramePreparer(engine.info, options.limits, options.decode),
       batcher,
       model,
       names,
       params: options.params,
-      window: Math.max(16, options.batch * 3),
+      // Enough to fill every batch the engine runs at once plus the next ones forming.
+      window: Math.max(16, options.batch * ((engine.info.parallelBatches ?? 1) + 2)),
       keepRgb: options.previews,
     });
     for await (const { record, rgb } of stream) {

@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readdir, readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { computeLetterbox, detectParamsSchema, FatalError, type EngineKind } from '@detq/core';
+import sharp from 'sharp';
+import { detectParamsSchema, FatalError, sharedDir, type EngineKind } from '@detq/core';
 import { NativeEngine, type Engine, type Frame } from '@detq/inference';
-import { openEngine, runLocal } from '@detq/pipeline';
+import { FramePreparer, openEngine, runLocal } from '@detq/pipeline';
 import { collectInfo } from './info';
 
 interface Row {
@@ -17,7 +18,24 @@ interface Row {
   imagesPerSecond: number;
 }
 
+interface EndToEndRow {
+  engine: EngineKind;
+  precision: string;
+  batch: number;
+  /** Which file set: 'coco' (the --images files) or '12mp' (photos made from them for this run). */
+  set: string;
+  images: number;
+  imagesPerSecond: number;
+  /** End-to-end img/s over engine-only img/s at the same batch size, measured in this run. */
+  ofEngineOnly: number;
+  /** Host CPU time (user + system, all threads) per labelled image. */
+  cpuMsPerImage: number;
+  /** The process's peak resident set so far. */
+  maxRssMiB: number;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const COCO128 = () => join(sharedDir(), 'datasets', 'coco128', 'images', 'train2017');
 
 /** Median ms of infer() on the same frames, after one warm-up call. */
 async function timeInfer(engine: Engine, frames: Frame[], iterations: number): Promise<number> {
@@ -32,93 +50,152 @@ async function timeInfer(engine: Engine, frames: Frame[], iterations: number): P
   return median(times);
 }
 
-/** infer() on decoded 640x480 RGB frames: adds the copy through pinned memory to the GPU. */
-async function hostFrames(engine: Engine, batch: number, iterations: number): Promise<number> {
-  const [w, h] = [640, 480];
-  const pixels = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 13) & 0xff);
-  const frames: Frame[] = Array.from({ length: batch }, () => ({ layout: 'rgb', pixels, width: w, height: h }));
-  return timeInfer(engine, frames, iterations);
+/** `batch` real photos (coco128, cycled) as the engine's decoded frames: NMS sees real detections. */
+async function realFrames(engine: Engine, files: string[], batch: number): Promise<Frame[]> {
+  const preparer = new FramePreparer(engine.info, undefined, 'cpu');
+  const decoded = await Promise.all(files.slice(0, Math.min(batch, files.length)).map(async (f) => (await preparer.decode(await readFile(f))).frame));
+  return Array.from({ length: batch }, (_, i) => decoded[i % decoded.length]!);
 }
 
 /**
- * Engine-only milliseconds per batch. GPU engines time device-resident images through letterbox,
- * network, decode + NMS and the copy of boxes back (the nvJPEG path's cost); the CPU engine times
- * infer() on letterboxed frames, its own input.
+ * Engine-only milliseconds per batch on real images. GPU engines time device-resident images through
+ * letterbox, network, decode + NMS and the copy of boxes back (what follows nvJPEG); the CPU engine
+ * times infer() on letterboxed frames, its own input.
  */
-async function engineOnly(engine: Engine, batch: number, iterations: number): Promise<number> {
+async function engineOnly(engine: Engine, frames: Frame[], iterations: number): Promise<number> {
   const params = detectParamsSchema.parse({});
   if (engine instanceof NativeEngine) {
-    await engine.benchmark(batch, 5, params);
-    return median(await engine.benchmark(batch, iterations, params));
+    await engine.benchmark(frames, 5, params);
+    return median(await engine.benchmark(frames, iterations, params));
   }
-  const { inputWidth: w, inputHeight: h } = engine.info;
-  const letterbox = computeLetterbox(w, h, w, h);
-  const pixels = Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) & 0xff);
-  const frames: Frame[] = Array.from({ length: batch }, () => ({ layout: 'letterboxed', pixels, width: w, height: h, letterbox }));
   return timeInfer(engine, frames, iterations);
+}
+
+/** 12 MP photos (4032x3024, q90) made from the first `count` JPEGs, in a temp folder the caller removes. */
+async function makeLargePhotos(files: string[], count: number, dir: string): Promise<void> {
+  let next = 0;
+  const work = async () => {
+    while (next < Math.min(count, files.length)) {
+      const i = next++;
+      const out = await sharp(files[i]!).rotate().resize(4032, 3024, { fit: 'fill' }).jpeg({ quality: 90 }).toBuffer();
+      await writeFile(join(dir, `photo-${String(i).padStart(4, '0')}.jpg`), out);
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, work));
+}
+
+async function listJpegs(input: string): Promise<string[]> {
+  if (input.endsWith('.txt'))
+    return (await readFile(input, 'utf8')).split('\n').map((l) => l.trim()).filter(Boolean);
+  return (await readdir(input)).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => join(input, f));
 }
 
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('Deployment table: engine-only and end-to-end throughput of every engine present')
-    // 'device' rows start from images already on the GPU (the nvJPEG path), 'host' rows from decoded RGB
-    // frames through infer(); the end-to-end line is a whole `detq label` run over JPEG files.
+    .description('Deployment table: engine-only and end-to-end throughput of every engine present, in one run')
+    // 'device' rows start from real images already on the GPU (what follows nvJPEG), 'host' rows from
+    // decoded RGB frames through infer(); end-to-end rows are whole `detq label` runs over JPEG files.
     .option('--engine <engine>', 'onnxruntime-cpu | torch | tensorrt | all', 'all')
     .option('--half', 'FP16 on GPU engines')
     .option('--model <path>', 'model file (default as for `detq label`)')
     .option('--batch <list>', 'batch sizes', '1,8,32')
     .option('--iterations <n>', 'timed batches per size (GPU engines; the CPU engine runs a fifth)', '50')
-    .option('--images <dir>', 'JPEG folder for the end-to-end `detq label` figure')
+    .option('--images <path>', 'JPEG folder or .txt list: engine-only rows use its first images (default coco128), end-to-end rows label it')
+    .option('--photos-12mp <n>', 'also label N 12 MP photos (4032x3024 q90) made now from the --images JPEGs, listed to at least 1,024 reads', '0')
+    .option('--decode <where>', 'end-to-end JPEG decoding: auto (GPU when the engine can) | cpu', 'auto')
     .option('--json', 'print the rows as JSON')
-    .action(async (o: { engine: string; half?: boolean; model?: string; batch: string; iterations: string; images?: string; json?: boolean }) => {
-      const info = collectInfo();
-      const wanted = o.engine === 'all' ? info.engines.filter((e) => e.available).map((e) => e.kind) : [o.engine as EngineKind];
-      for (const kind of wanted) {
-        const e = info.engines.find((x) => x.kind === kind);
-        if (!e) throw new FatalError('USAGE', `unknown engine ${kind}`);
-        if (!e.available) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${e.reason}`);
-      }
-      const batches = o.batch.split(',').map(Number);
-      const iterations = Number(o.iterations);
-      const rows: Row[] = [];
-      const endToEnd: { engine: EngineKind; precision: string; batch: number; imagesPerSecond: number; images: number }[] = [];
-      for (const kind of wanted) {
-        const gpu = kind !== 'onnxruntime-cpu';
-        const half = gpu && o.half === true;
-        const { engine } = await openEngine({ engine: kind, half, maxBatch: Math.max(...batches), ...(o.model && { model: o.model }) });
+    .action(
+      async (o: { engine: string; half?: boolean; model?: string; batch: string; iterations: string; images?: string; photos12mp: string; decode: string; json?: boolean }) => {
+        const info = collectInfo();
+        const wanted = o.engine === 'all' ? info.engines.filter((e) => e.available).map((e) => e.kind) : [o.engine as EngineKind];
+        for (const kind of wanted) {
+          const e = info.engines.find((x) => x.kind === kind);
+          if (!e) throw new FatalError('USAGE', `unknown engine ${kind}`);
+          if (!e.available) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${e.reason}`);
+        }
+        if (o.decode !== 'auto' && o.decode !== 'cpu') throw new FatalError('USAGE', '--decode must be auto or cpu');
+        const decode = o.decode;
+        const batches = o.batch.split(',').map(Number);
+        const iterations = Number(o.iterations);
+        const files = await listJpegs(o.images ?? COCO128());
+        const rows: Row[] = [];
+        const endToEnd: EndToEndRow[] = [];
+        const largeCount = Number(o.photos12mp);
+        const largeDir = largeCount > 0 ? await mkdtemp(join(tmpdir(), 'detq-bench-12mp-')) : undefined;
         try {
-          for (const batch of batches) {
-            const ms = await engineOnly(engine, batch, gpu ? iterations : Math.max(2, Math.round(iterations / 5)));
-            rows.push({ engine: kind, precision: engine.info.precision, batch, input: 'device', msPerBatch: ms, imagesPerSecond: (batch * 1000) / ms });
-            if (gpu) {
-              const hostMs = await hostFrames(engine, batch, iterations);
-              rows.push({ engine: kind, precision: engine.info.precision, batch, input: 'host', msPerBatch: hostMs, imagesPerSecond: (batch * 1000) / hostMs });
+          if (largeDir) await makeLargePhotos([...new Set(files)], largeCount, largeDir);
+          for (const kind of wanted) {
+            const gpu = kind !== 'onnxruntime-cpu';
+            const half = gpu && o.half === true;
+            const { engine } = await openEngine({ engine: kind, half, maxBatch: Math.max(...batches), ...(o.model && { model: o.model }) });
+            try {
+              for (const batch of batches) {
+                const frames = await realFrames(engine, files, batch);
+                const ms = await engineOnly(engine, frames, gpu ? iterations : Math.max(2, Math.round(iterations / 5)));
+                rows.push({ engine: kind, precision: engine.info.precision, batch, input: 'device', msPerBatch: ms, imagesPerSecond: (batch * 1000) / ms });
+                if (gpu) {
+                  const hostMs = await timeInfer(engine, frames, iterations);
+                  rows.push({ engine: kind, precision: engine.info.precision, batch, input: 'host', msPerBatch: hostMs, imagesPerSecond: (batch * 1000) / hostMs });
+                }
+              }
+            } finally {
+              await engine.dispose();
+            }
+            const batch = Math.max(...batches);
+            const engineRate = rows.find((r) => r.engine === kind && r.batch === batch && r.input === 'device')?.imagesPerSecond ?? NaN;
+            const sets: [string, string][] = [];
+            if (o.images) sets.push(['coco', o.images]);
+            if (largeDir) {
+              const list = join(largeDir, 'list.txt');
+              const photos = (await readdir(largeDir)).filter((f) => f.endsWith('.jpg')).map((f) => join(largeDir, f));
+              await writeFile(list, Array.from({ length: Math.ceil(1024 / Math.max(1, photos.length)) }, () => photos.join('\n')).join('\n'));
+              sets.push(['12mp', list]);
+            }
+            for (const [set, input] of sets) {
+              const out = await mkdtemp(join(tmpdir(), 'detq-bench-'));
+              try {
+                // CPU from the first labelled image on: the engine's load (cuDNN autotuning) is not labelling.
+                let before: NodeJS.ResourceUsage | undefined;
+                const s = await runLocal(
+                  { input, out, engine: kind, half, decode, params: detectParamsSchema.parse({}), batch, formats: ['jsonl'], previews: 0, ...(o.model && { model: o.model }) },
+                  { progress: () => (before ??= process.resourceUsage()) },
+                );
+                const after = process.resourceUsage();
+                before ??= after;
+                const cpuMs = (after.userCPUTime + after.systemCPUTime - before.userCPUTime - before.systemCPUTime) / 1000;
+                endToEnd.push({
+                  engine: kind,
+                  precision: half ? 'fp16' : 'fp32',
+                  batch,
+                  set,
+                  images: s.counts.labelled,
+                  imagesPerSecond: s.timing.imagesPerSecond,
+                  ofEngineOnly: s.timing.imagesPerSecond / engineRate,
+                  cpuMsPerImage: cpuMs / Math.max(1, s.counts.total),
+                  maxRssMiB: after.maxRSS / 1024,
+                });
+              } finally {
+                await rm(out, { recursive: true, force: true });
+              }
             }
           }
         } finally {
-          await engine.dispose();
+          if (largeDir) await rm(largeDir, { recursive: true, force: true });
         }
-        if (o.images) {
-          const out = await mkdtemp(join(tmpdir(), 'detq-bench-'));
-          const batch = Math.max(...batches);
-          try {
-            const s = await runLocal({ input: o.images, out, engine: kind, half, params: detectParamsSchema.parse({}), batch, formats: ['jsonl'], previews: 0, ...(o.model && { model: o.model }) });
-            endToEnd.push({ engine: kind, precision: half ? 'fp16' : 'fp32', batch, imagesPerSecond: s.timing.imagesPerSecond, images: s.counts.labelled });
-          } finally {
-            await rm(out, { recursive: true, force: true });
-          }
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify({ device: info.cuda.devices[0]?.name ?? 'cpu', engineOnly: rows, endToEnd }, null, 2)}\n`);
+          return;
         }
-      }
-      if (o.json) {
-        process.stdout.write(`${JSON.stringify({ device: info.cuda.devices[0]?.name ?? 'cpu', engineOnly: rows, endToEnd }, null, 2)}\n`);
-        return;
-      }
-      const lines = [`${'engine'.padEnd(16)} ${'precision'.padEnd(9)} ${'batch'.padStart(5)} ${'input'.padEnd(6)} ${'ms/batch'.padStart(9)} ${'img/s'.padStart(8)}`];
-      for (const r of rows)
-        lines.push(`${r.engine.padEnd(16)} ${r.precision.padEnd(9)} ${String(r.batch).padStart(5)} ${r.input.padEnd(6)} ${r.msPerBatch.toFixed(2).padStart(9)} ${r.imagesPerSecond.toFixed(1).padStart(8)}`);
-      for (const r of endToEnd)
-        lines.push(`end-to-end detq label, ${r.engine} ${r.precision}, batch ${r.batch}: ${r.imagesPerSecond.toFixed(1)} img/s over ${r.images} JPEG files`);
-      process.stdout.write(`${lines.join('\n')}\n`);
-    });
+        const lines = [`${'engine'.padEnd(16)} ${'precision'.padEnd(9)} ${'batch'.padStart(5)} ${'input'.padEnd(6)} ${'ms/batch'.padStart(9)} ${'img/s'.padStart(8)}`];
+        for (const r of rows)
+          lines.push(`${r.engine.padEnd(16)} ${r.precision.padEnd(9)} ${String(r.batch).padStart(5)} ${r.input.padEnd(6)} ${r.msPerBatch.toFixed(2).padStart(9)} ${r.imagesPerSecond.toFixed(1).padStart(8)}`);
+        for (const r of endToEnd)
+          lines.push(
+            `end-to-end detq label (${r.set}, decode ${decode}), ${r.engine} ${r.precision}, batch ${r.batch}: ${r.imagesPerSecond.toFixed(1)} img/s over ${r.images} JPEG files = ` +
+              `${r.ofEngineOnly.toFixed(2)} of engine-only; host CPU ${r.cpuMsPerImage.toFixed(2)} ms/image, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+          );
+        process.stdout.write(`${lines.join('\n')}\n`);
+      },
+    );
 }

@@ -1,0 +1,49 @@
+// The execution context's JPEG decoder (nvJPEG): batched decode of host JPEG bytes into interleaved RGB
+// in device memory, at the addresses the letterbox kernel reads. Built only when CMake finds nvJPEG
+// (DETQ_WITH_NVJPEG); without it encoded frames come back as decode failures and JS decodes them.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace detq {
+
+struct JpegInput {
+  const std::uint8_t* data;
+  std::size_t bytes;
+  // Stored size the caller sized the output for (from the header JS read): nvJPEG must agree.
+  int width;
+  int height;
+  std::uint8_t* output;  // device, width*height*3 bytes, pitch width*3
+};
+
+class JpegDecoder {
+ public:
+  // With the context's device current. Prefers the hardware decoder (NVJPG engines of A100/H100/H200),
+  // else nvJPEG's GPU hybrid backend.
+  JpegDecoder();
+  ~JpegDecoder();
+  JpegDecoder(const JpegDecoder&) = delete;
+  JpegDecoder& operator=(const JpegDecoder&) = delete;
+
+  // Enqueues the decode of every image it can take on `stream`. Returns one message per input: empty
+  // when the image was enqueued, else why the device cannot decode it (the caller falls back to the CPU).
+  std::vector<std::string> decode(const std::vector<JpegInput>& images, cudaStream_t stream);
+  const std::string& backend() const { return backend_; }
+
+ private:
+  struct Handles;
+  std::unique_ptr<Handles> h_;
+  std::string backend_;
+  int initialisedBatch_ = 0;
+};
+
+// nvJPEG's version (e.g. 12.4.0) when this build has it, else empty.
+std::string nvjpegVersion();
+
+}  // namespace detq

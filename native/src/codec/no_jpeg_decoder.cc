@@ -1,0 +1,18 @@
+// The JPEG decoder of a build without nvJPEG (nvjpeg.h not found): it cannot be made, so encoded frames
+// come back as decode failures and JS decodes them (JS sends none: buildInfo.nvjpeg is null).
+#include <stdexcept>
+
+#include "jpeg_decoder.h"
+
+namespace detq {
+
+struct JpegDecoder::Handles {};
+
+JpegDecoder::JpegDecoder() { throw std::runtime_error("this build of the detq addon has no nvJPEG (nvjpeg.h was not found at build time)"); }
+JpegDecoder::~JpegDecoder() = default;
+std::vector<std::string> JpegDecoder::decode(const std::vector<JpegInput>& images, cudaStream_t) {
+  return std::vector<std::string>(images.size(), "this build of the detq addon has no nvJPEG");
+}
+std::string nvjpegVersion() { return ""; }
+
+}  // namespace detq
