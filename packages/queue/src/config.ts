@@ -1,4 +1,4 @@
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 /** A Redis server or a Redis Cluster (REDIS_URL `redis+cluster://host:port[,host:port...]`). */
 export type RedisClient = Redis | Cluster;
@@ -44,7 +44,11 @@ const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?]
  * key carries the prefix's hash tag, so a deployment lives in one slot (one shard).
  */
 export function connectRedis(url: string, options: RedisOptions = {}): RedisClient {
-  const redisOptions: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, ...options };
+  return connect(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+}
+
+/** A Redis server or, for a cluster URL, a Redis Cluster client whose nodes use the given options. */
+function connect(url: string, redisOptions: RedisOptions, clusterOptions: ClusterOptions = {}): RedisClient {
   const cluster = CLUSTER_URL.exec(url);
   if (!cluster) return new Redis(url, redisOptions);
   const [, scheme, username, password, hosts] = cluster;
@@ -53,6 +57,7 @@ export function connectRedis(url: string, options: RedisOptions = {}): RedisClie
     return { host: host!, port: Number(port || 6379) };
   });
   return new Cluster(seeds, {
+    ...clusterOptions,
     redisOptions: {
       ...redisOptions,
       ...(username && { username: decodeURIComponent(username) }),
@@ -67,12 +72,13 @@ export function connectRedis(url: string, options: RedisOptions = {}): RedisClie
  * one retry, so a command fails at once while Redis is unreachable instead of hanging the request,
  * and the connection keeps reconnecting by itself.
  */
-export function connectProducerRedis(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, {
+export function connectProducerRedis(url: string, options: RedisOptions = {}): RedisClient {
+  const producer: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectTimeout: 1000,
     retryStrategy: (times) => Math.min(times * 100, 1000),
     ...options,
-  });
+  };
+  return connect(url, producer, { enableOfflineQueue: false, clusterRetryStrategy: (times) => Math.min(times * 100, 1000) });
 }
