@@ -2,17 +2,17 @@
 // object checked against the Kubernetes / KEDA OpenAPI schemas (kubernetes-models), then the promises
 // of the GPU deployment checked on the rendered objects.
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import ts from 'typescript';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as apps from 'kubernetes-models/apps/v1';
 import * as autoscaling from 'kubernetes-models/autoscaling/v2';
 import * as policy from 'kubernetes-models/policy/v1';
 import * as core from 'kubernetes-models/v1';
 import * as keda from '@kubernetes-models/keda/keda.sh/v1alpha1';
 import { REPO_ROOT } from '@detq/core';
-import { CHUNK_QUEUE, connectRedis } from '@detq/queue';
-import { REDIS_URL, testQueueConfig } from '../distributed/helpers';
+import { createMetricsRegistry } from '@detq/api';
+import { DetqQueues } from '@detq/queue';
+import { testQueueConfig } from '../distributed/helpers';
 import { containersOf, kustomize, strategicMerge, type K8sObject } from './kustomize';
 
 type Model = new (data: object) => { validate(): void };
@@ -169,34 +169,32 @@ describe.each(OVERLAYS)('infra/k8s/overlays/%s', (overlay) => {
 describe('gpu: the KEDA ScaledObject watches the chunk queue the workers take from', () => {
   const objects = kustomize(join(K8S, 'overlays/gpu'));
   const scaled = find(objects, 'ScaledObject', 'detq-worker');
-  const config = find(objects, 'ConfigMap', 'detq').data;
   const [trigger] = scaled.spec.triggers;
-  const queues: Queue[] = [];
-  afterAll(async () => {
-    await Promise.all(queues.map((q) => q.close()));
-  });
 
-  it('scales to zero, after a cool-down longer than a worker drain, on a Redis list at the Redis Service', () => {
+  it('scales to zero, after a cool-down longer than a worker drain, on a Prometheus query', () => {
     expect(scaled.spec.minReplicaCount).toBe(0);
     const grace = podTemplate(find(objects, 'Deployment', 'detq-worker')).spec.terminationGracePeriodSeconds;
     expect(scaled.spec.cooldownPeriod).toBeGreaterThanOrEqual(grace);
-    expect(trigger.type).toBe('redis');
-    const redis = find(objects, 'Service', 'redis');
-    expect(trigger.metadata.address).toBe(`redis.${redis.metadata.namespace}.svc.cluster.local:${redis.spec.ports[0].port}`);
-    expect(Number(trigger.metadata.listLength)).toBeGreaterThan(0);
+    expect(trigger.type).toBe('prometheus');
+    expect(Number(trigger.metadata.threshold)).toBeGreaterThan(0);
+    // Prometheus scrapes the API's token-free metrics port, which the pod annotations name.
+    const api = find(objects, 'Deployment', 'detq-api');
+    const port = podTemplate(api).metadata?.annotations?.['prometheus.io/port'];
+    expect(containersOf([api])[0]!.env).toContainEqual({ name: 'DETQ_METRICS_PORT', value: port });
   });
 
-  it("its list is BullMQ's wait list of the chunk queue under the ConfigMap's prefix, and counts waiting chunks", async () => {
-    const { prefix } = testQueueConfig();
-    const connection = connectRedis(REDIS_URL);
-    const deployed = new Queue(CHUNK_QUEUE, { connection, prefix: config.DETQ_QUEUE_PREFIX! });
-    const probe = new Queue(CHUNK_QUEUE, { connection, prefix });
-    queues.push(deployed, probe);
-    expect(trigger.metadata.listName).toBe(deployed.toKey('wait'));
-    // On a real Redis, under a test prefix: two waiting chunks are a list of two.
-    await probe.add('chunk', {}, { jobId: 'a' });
-    await probe.add('chunk', {}, { jobId: 'b' });
-    expect(await connection.llen(probe.toKey('wait'))).toBe(2);
-    await probe.obliterate({ force: true });
+  it('its query counts the chunks waiting for a worker: prioritized ones included, as fair scheduling makes them all', async () => {
+    expect(trigger.metadata.query).toBe('sum(detq_queue_depth{queue="chunks",state=~"waiting|prioritized"})');
+    const queues = new DetqQueues(testQueueConfig());
+    try {
+      await queues.chunks.add('chunk', {} as never, { jobId: 'a', priority: 3 });
+      await queues.chunks.add('chunk', {} as never, { jobId: 'b' });
+      const text = await createMetricsRegistry(queues).metrics();
+      const depth = (state: string) => Number(new RegExp(`^detq_queue_depth\\{queue="chunks",state="${state}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+      expect(depth('waiting') + depth('prioritized')).toBe(2);
+      await queues.chunks.obliterate({ force: true });
+    } finally {
+      await queues.close();
+    }
   });
 });
