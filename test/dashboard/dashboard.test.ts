@@ -115,7 +115,7 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     Object.assign(process.env, s3.env);
     store = new S3Store(s3ConfigFromEnv(s3.env));
     await uploadSet(store, 's3://in/dash/', IMAGES, BAD);
-    worker = await createWorker({ ...workerSettingsFromEnv({}), queue: config, threads: 1, concurrency: 1, progressIntervalMs: 200, statsIntervalMs: 500 }, { log: () => {} });
+    worker = await createWorker({ ...workerSettingsFromEnv({ DETQ_ALLOW_VOLATILE_REDIS: '1' }), queue: config, threads: 1, concurrency: 1, progressIntervalMs: 200, statsIntervalMs: 500 }, { log: () => {} });
     queues = new DetqQueues(config);
     jobs = new JobClient(queues);
     app = createServer({ queues, tokens: new TokenStore([alice.entry, bob.entry]), s3Ready: async () => {}, store, eventsIntervalMs: 200 });

@@ -47,6 +47,8 @@ describe('processes on a 3-master Redis Cluster (redis+cluster:// URL, hash-tagg
       ...process.env,
       ...s3.env,
       REDIS_URL: redisUrl,
+      // The test's Redis is a throwaway one: no persistence needed (worker-faults.test.ts proves the refusal).
+      DETQ_ALLOW_VOLATILE_REDIS: '1',
       DETQ_QUEUE_PREFIX: prefix,
       DETQ_API_TOKENS_FILE: tokensFile,
       DETQ_API_PORT: String(port),

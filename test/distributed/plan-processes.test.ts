@@ -74,6 +74,8 @@ describe('processes: a worker SIGKILLed while planning 5,000 keys; a finaliser k
       ...process.env,
       ...s3.env,
       REDIS_URL: config.redisUrl,
+      // The test's Redis is a throwaway one: no persistence needed (worker-faults.test.ts proves the refusal).
+      DETQ_ALLOW_VOLATILE_REDIS: '1',
       DETQ_QUEUE_PREFIX: config.prefix,
       DETQ_THREADS: '1',
       DETQ_LOCK_MS: '4000',

@@ -79,7 +79,7 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
     store = new S3Store(s3ConfigFromEnv(s3.env));
     fault = new FaultStore(store);
     worker = await createWorker(
-      { ...workerSettingsFromEnv({}), queue: config, threads: 2, progressIntervalMs: 200, attempts: 2 },
+      { ...workerSettingsFromEnv({ DETQ_ALLOW_VOLATILE_REDIS: '1' }), queue: config, threads: 2, progressIntervalMs: 200, attempts: 2 },
       { store: fault, log: () => {} },
     );
     queues = new DetqQueues(config);

@@ -73,6 +73,8 @@ describe('processes: env validation, Redis outages and token reloads of `detq ap
       api = detq(['api'], {
         ...process.env,
         REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        // The test's Redis is a throwaway one: no persistence needed (worker-faults.test.ts proves the refusal).
+        DETQ_ALLOW_VOLATILE_REDIS: '1',
         DETQ_QUEUE_PREFIX: '{svc}',
         DETQ_API_TOKENS_FILE: tokensFile,
         DETQ_API_PORT: String(port),

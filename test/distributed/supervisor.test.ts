@@ -36,6 +36,8 @@ describe('detq worker --gpus: one worker process per GPU under a supervisor (CPU
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     REDIS_URL: config.redisUrl,
+    // The test's Redis is a throwaway one: no persistence needed (worker-faults.test.ts proves the refusal).
+    DETQ_ALLOW_VOLATILE_REDIS: '1',
     DETQ_QUEUE_PREFIX: config.prefix,
     DETQ_THREADS: '1',
     DETQ_STATS_MS: '500',

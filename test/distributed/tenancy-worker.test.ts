@@ -76,7 +76,7 @@ describe('worker (in process): tenancy on real workers', () => {
     hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
     reads = new CountingStore(new RoutingStore());
     worker = await createWorker(
-      { ...workerSettingsFromEnv({}), queue: config, threads: 2, progressIntervalMs: 100, webhooks: { hosts: ['127.0.0.1'], allowPrivate: true, backoffMs: 50 } },
+      { ...workerSettingsFromEnv({ DETQ_ALLOW_VOLATILE_REDIS: '1' }), queue: config, threads: 2, progressIntervalMs: 100, webhooks: { hosts: ['127.0.0.1'], allowPrivate: true, backoffMs: 50 } },
       { log: () => {}, store: reads },
     );
     queues = new DetqQueues(config);
