@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { computeLetterbox, ImageError, LETTERBOX_PAD, type Letterbox } from '@detq/core';
 import { gpuDecodable, readJpegHeader, type JpegHeader } from './jpeg-header';
+import { letterboxRgb } from './letterbox-frame';
 
 // libvips' kernel for the letterbox resize (after shrink-on-load); see decodeLetterboxed.
 const RESIZE_KERNEL = 'linear';
@@ -143,7 +144,8 @@ export interface LetterboxedDecode {
 /**
  * Decodes straight into the engine's letterboxed input: libvips shrinks on load (a 12 MP JPEG is
  * decoded at 1/2, 1/4 or 1/8 scale), resizes to the letterbox geometry of computeLetterbox and pads,
- * all in its own threads, so a big photo never exists at full size as JS pixels.
+ * all in its own threads, so a big photo never exists at full size as JS pixels. Images that are
+ * enlarged instead take the JS INTER_LINEAR path.
  */
 export async function decodeLetterboxed(
   bytes: Buffer,
@@ -153,6 +155,12 @@ export async function decodeLetterboxed(
 ): Promise<LetterboxedDecode> {
   const { width, height } = await inspect(bytes, limits);
   const lb = computeLetterbox(width, height, dstWidth, dstHeight);
+  // Enlarging (small images, cheap at any speed): OpenCV's INTER_LINEAR in JS, exactly as Ultralytics and
+  // the GPU letterbox kernel do it; libvips' linear kernel aligns pixels differently and moves boxes.
+  if (lb.gain > 1) {
+    const img = await decodeImage(bytes, limits);
+    return letterboxRgb(img.rgb, img.width, img.height, dstWidth, dstHeight);
+  }
   try {
     let image = sharp(bytes, SHARP_OPTIONS).rotate();
     if (lb.resizedWidth !== width || lb.resizedHeight !== height)
