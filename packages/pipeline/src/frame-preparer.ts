@@ -28,15 +28,6 @@ export class FramePreparer {
    * everything else, and images whose RGB is kept for previews, is decoded on the CPU.
    */
   async prepare(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
-    if (this.engine.accepts === 'letterboxed') {
-      // CPU engines: libvips decodes straight to the input size (shrink-on-load, resize, pad).
-      const { inputWidth: w, inputHeight: h } = this.engine;
-      const lb = await decodeLetterboxed(bytes, w, h, this.limits);
-      const frame: Frame = { layout: 'letterboxed', pixels: lb.pixels, width: w, height: h, letterbox: lb.letterbox };
-      const base = { frame, width: lb.letterbox.srcWidth, height: lb.letterbox.srcHeight };
-      // Previews draw on the full image: only those few images are decoded a second time, at full size.
-      return keepRgb ? { ...base, rgb: (await decodeImage(bytes, this.limits)).rgb } : base;
-    }
     if (this.deviceJpeg && !keepRgb) {
       const h = inspectForDeviceDecode(bytes, this.limits);
       if (h)
@@ -51,6 +42,15 @@ export class FramePreparer {
 
   /** The CPU path (sharp): also where an encoded frame the device could not decode comes back to. */
   async decode(bytes: Buffer, keepRgb = false): Promise<PreparedImage> {
+    if (this.engine.accepts === 'letterboxed') {
+      // CPU engines: libvips decodes straight to the input size (shrink-on-load, resize, pad).
+      const { inputWidth: w, inputHeight: h } = this.engine;
+      const lb = await decodeLetterboxed(bytes, w, h, this.limits);
+      const frame: Frame = { layout: 'letterboxed', pixels: lb.pixels, width: w, height: h, letterbox: lb.letterbox };
+      const base = { frame, width: lb.letterbox.srcWidth, height: lb.letterbox.srcHeight };
+      // Previews draw on the full image: only those few images are decoded a second time, at full size.
+      return keepRgb ? { ...base, rgb: (await decodeImage(bytes, this.limits)).rgb } : base;
+    }
     const img = await decodeImage(bytes, this.limits);
     return { width: img.width, height: img.height, ...(keepRgb ? { rgb: img.rgb } : {}), frame: { layout: 'rgb', pixels: img.rgb, width: img.width, height: img.height } };
   }
