@@ -6,11 +6,10 @@ import { computeLetterbox, detectParamsSchema, type DetectParams, type ImageReco
 import { evaluate } from '@detq/formats';
 import { decodeImage, letterboxRgb } from '@detq/imaging';
 import { loadNativeAddon, loadTorchEngine, type Engine, type Frame, type FrameOutcome, type NativeEngine } from '@detq/inference';
-import { Batcher, FramePreparer, labelStream, type LabelContext } from '@detq/pipeline';
+import { Batcher, FramePreparer, labelStream, matchBoxes, type LabelContext } from '@detq/pipeline';
 import { FileStore } from '@detq/storage';
 import { oddImages } from '../helpers/odd-jpegs';
 import { cocoImageNames, COCO_IMAGES, COCO_LABELS, TORCHSCRIPT } from './gpu-fixtures';
-import { matchedShare } from './match';
 
 // nvJPEG decoding in the addon against sharp: pixels (through the letterbox kernel, every EXIF
 // orientation), then whole labelling runs on the torch engine with GPU-decoded vs CPU-decoded JPEGs.
@@ -107,7 +106,7 @@ describe('GPU-decoded vs CPU-decoded labels (torch fp32)', () => {
     const gpu = await label(files, 'auto', params);
     const cpu = await label(files, 'cpu', params);
     expect(gpu.records.map((r) => [r.key, r.width, r.height, r.error?.code])).toEqual(cpu.records.map((r) => [r.key, r.width, r.height, r.error?.code]));
-    const { matched, total } = matchedShare(cpu.records, gpu.records);
+    const { matched, total } = matchBoxes(cpu.records, gpu.records, 0.9);
     console.log(`odd files: ${matched}/${total} CPU boxes matched; frames ${JSON.stringify(gpu.counts)}`);
     expect(total).toBeGreaterThan(20);
     expect(matched).toBe(total);
@@ -122,7 +121,7 @@ describe('GPU-decoded vs CPU-decoded labels (torch fp32)', () => {
     const files = cocoImageNames().map((key) => ({ key, path: join(COCO_IMAGES, key) }));
     const gpu = await label(files, 'auto', detectParamsSchema.parse({}));
     const cpu = await label(files, 'cpu', detectParamsSchema.parse({}));
-    const { matched, total } = matchedShare(cpu.records, gpu.records);
+    const { matched, total } = matchBoxes(cpu.records, gpu.records, 0.9);
     console.log(`coco128: ${matched}/${total} CPU-decoded boxes matched by GPU-decoded ones (${((100 * matched) / total).toFixed(2)}%); frames ${JSON.stringify(gpu.counts)}`);
     const val = detectParamsSchema.parse({ conf: 0.001, multiLabel: true });
     const maps = [];

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { detectParamsSchema, type DetectParams, type ImageRecord } from '@detq/core';
 import { evaluate, OUTPUT_FILES, readJsonl } from '@detq/formats';
-import { runLocal } from '@detq/pipeline';
+import { matchBoxes, runLocal } from '@detq/pipeline';
 import { COCO_IMAGES, COCO_LABELS, CPU_REFERENCE, TORCHSCRIPT } from './gpu-fixtures';
-import { matchedShare } from './match';
 
 // The torch engine (FP32 and FP16) against onnxruntime-cpu on coco128. The CPU outputs were made on the
 // dev machine (test/gpu/make-cpu-reference.sh) because ONNX Runtime does not travel to the GPU machine.
@@ -37,7 +36,7 @@ describe.each([
     const cpu = await collect(readJsonl(join(CPU_REFERENCE, 'cpu-conf025', OUTPUT_FILES.jsonl)));
     const gpu = await label(half, {}, `torch-${half ? 'fp16' : 'fp32'}-conf025`);
     expect(gpu.length).toBe(cpu.length);
-    const { matched, total } = matchedShare(cpu, gpu);
+    const { matched, total } = matchBoxes(cpu, gpu, 0.9);
     console.log(`torch ${half ? 'fp16' : 'fp32'}: ${matched}/${total} CPU boxes matched (${((100 * matched) / total).toFixed(2)}%)`);
     expect(total).toBeGreaterThan(500);
     expect(matched / total).toBeGreaterThanOrEqual(0.98);

@@ -36,7 +36,8 @@ import {
   type JobSpec,
   type ResolvedCaps,
 } from '@detq/core';
-import { DEFAULT_MIN_SCHEDULE_INTERVAL_S, JobClient, manifestUris, OutputBusyError, ScheduleClient, webhookAddressProblem, type Caller, type DetqQueues, type WebhookPolicy } from '@detq/queue';
+import { manifestImageUris } from '@detq/pipeline';
+import { DEFAULT_MIN_SCHEDULE_INTERVAL_S, JobClient, OutputBusyError, ScheduleClient, webhookAddressProblem, type Caller, type DetqQueues, type WebhookPolicy } from '@detq/queue';
 import type { TokenEntry, TokenStore } from './token-store';
 import { createMetricsRegistry } from './metrics';
 import { dashboardRoutes } from './dashboard-routes';
@@ -257,7 +258,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
     if (!text) return [];
     const out: FieldProblem[] = [];
     try {
-      for (const { line, uri: image } of manifestUris(text, uri)) {
+      for (const { line, uri: image } of manifestImageUris(text, uri)) {
         if (!inScope(image, scopes)) out.push({ field: 'input.manifest', message: `line ${line}: ${image} is not in scope` });
         if (out.length === 20) break;
       }

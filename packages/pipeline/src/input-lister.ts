@@ -227,8 +227,8 @@ async function* orderedImages(spec: InputSpec & { kind: 'file' | 'list' | 'manif
       throw new FatalError('INPUT_NOT_FOUND', `cannot read ${spec.kind} ${spec.uri}: ${(err as Error).message}`, { cause: err });
     },
   );
-  const lines = spec.kind === 'list' ? listEntries(text) : manifestEntries(text, spec.uri);
-  for (const entry of lines) yield { key: normaliseKey(entry), uri: entryUri(spec.uri, entry) };
+  if (spec.kind === 'list') for (const entry of listEntries(text)) yield { key: normaliseKey(entry), uri: entryUri(spec.uri, entry) };
+  else for (const { entry } of manifestEntries(text, spec.uri)) yield { key: normaliseKey(entry), uri: entryUri(spec.uri, entry) };
 }
 
 function* listEntries(text: string): Generator<string> {
@@ -238,7 +238,7 @@ function* listEntries(text: string): Generator<string> {
   }
 }
 
-function* manifestEntries(text: string, uri: string): Generator<string> {
+function* manifestEntries(text: string, uri: string): Generator<{ line: number; entry: string }> {
   const jsonl = /\.jsonl$/i.test(uri);
   let n = 0;
   for (const raw of text.split(/\r?\n/)) {
@@ -254,8 +254,16 @@ function* manifestEntries(text: string, uri: string): Generator<string> {
     const entry = typeof value === 'object' && value !== null ? (value as { uri?: unknown }).uri : value;
     if (!jsonl && n === 1 && entry === 'uri') continue;
     if (typeof entry !== 'string' || !entry) throw new DetqError('BAD_MANIFEST', `manifest ${uri} line ${n}: no image URI`);
-    yield entry;
+    yield { line: n, entry };
   }
+}
+
+/**
+ * The image URIs of a manifest with their 1-based line numbers (relative entries resolved against the
+ * manifest): what the API checks against a token's scopes at enqueue. A bad line throws BAD_MANIFEST.
+ */
+export function* manifestImageUris(text: string, manifestUri: string): Generator<{ line: number; uri: string }> {
+  for (const { line, entry } of manifestEntries(text, manifestUri)) yield { line, uri: entryUri(manifestUri, entry) };
 }
 
 /**

@@ -17,5 +17,4 @@ export * from './metrics-store';
 export * from './progress-reporter';
 export * from './fair-share';
 export * from './principal-store';
-export * from './manifest';
 export * from './redis-requirements';
