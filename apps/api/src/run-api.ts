@@ -39,7 +39,7 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
   const e = parseEnv(apiEnvSchema, env);
   const log = (line: string) => console.error(`detq api: ${line}`);
   const tokens = new TokenStore(readTokensFile(e.DETQ_API_TOKENS_FILE));
-  const queues = new DetqQueues({ redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX }, connectProducerRedis(e.REDIS_URL));
+  const queues = new DetqQueues({ redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX, jobTtlSeconds: e.DETQ_JOB_TTL }, connectProducerRedis(e.REDIS_URL));
   // Checked on the first connection, not before serving: an API started while Redis is down answers 503
   // until it is up. A Redis that would lose jobs stops the API (exit 2) as it stops a worker.
   queues.redis.once('ready', () => {

@@ -99,7 +99,8 @@ export class Finaliser {
           let done = 0;
           let failed = 0;
           for (const [line, record] of own.records.entries()) {
-            const uri = inputPrefix + record.key;
+            // The planned URI: a list or manifest entry's key is not its object's URI.
+            const uri = page.images[line]?.uri ?? inputPrefix + record.key;
             if (record.error) {
               errorsByCode[record.error.code] = (errorsByCode[record.error.code] ?? 0) + 1;
               if (record.error.code === 'CANCELLED') counts.cancelled++;

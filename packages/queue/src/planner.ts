@@ -64,9 +64,9 @@ export class Planner {
     let index = state.chunks;
     let listed = state.listed;
     let cancelled = state.status === 'cancelled';
-    // The last recorded page's chunk may not have been added before the previous attempt stopped; adding
-    // it again is a no-op when it was (same id, same data from the plan).
-    if (state.added < state.chunks && !cancelled) {
+    // The last recorded page's chunk may not have been added before the previous attempt stopped. Added
+    // only if it is missing: adding it again would count it twice in its tenant's fair-share backlog.
+    if (state.added < state.chunks && !cancelled && !(await this.deps.chunks.getJob(chunkJobId(id, state.chunks - 1)))) {
       const [last] = await jobs.pages(id, state.chunks - 1, state.chunks);
       await this.addChunk(job, state.chunks - 1, last!, output, model, access, indexFingerprint);
     }
