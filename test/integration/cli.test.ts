@@ -31,6 +31,14 @@ describe('detq CLI exit codes and messages', () => {
     expect(err()).toMatch(/--classes: unknown class name 'unicorn'/);
   });
 
+  it('queue commands check their env like the worker and the API: a bad value exits 2 naming the variable', async () => {
+    const err = captureStderr();
+    vi.stubEnv('DETQ_JOB_TTL', 'a week');
+    expect(await detq('status', 'some-job')).toBe(EXIT_CODES.USAGE);
+    vi.unstubAllEnvs();
+    expect(err()).toMatch(/DETQ_JOB_TTL: must be seconds or a number with s, m, h or d/);
+  });
+
   it('exits 3 for a missing or broken model', async () => {
     let err = captureStderr();
     expect(await detq('label', SAMPLES, '--out', await tempDir(), '--model', '/nonexistent/m.onnx')).toBe(EXIT_CODES.BAD_MODEL);

@@ -1,7 +1,7 @@
 import { watchFile, unwatchFile } from 'node:fs';
 import { GetObjectCommand, HeadObjectCommand, ListBucketsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { apiEnvSchema, faultSettingsFromEnv, parseEnv } from '@detq/core';
-import { checkRedisDurability, connectProducerRedis, DetqQueues } from '@detq/queue';
+import { checkRedisDurability, connectProducerRedis, DetqQueues, queueConfigFromEnv } from '@detq/queue';
 import { parseS3Uri, S3Store, s3ConfigFromEnv, s3StoreOptionsFromEnv } from '@detq/storage';
 import { createMetricsServer, createServer } from './create-server';
 import { readTokensFile, TokenStore } from './token-store';
@@ -39,7 +39,7 @@ export async function runApi(env: NodeJS.ProcessEnv = process.env): Promise<void
   const e = parseEnv(apiEnvSchema, env);
   const log = (line: string) => console.error(`detq api: ${line}`);
   const tokens = new TokenStore(readTokensFile(e.DETQ_API_TOKENS_FILE));
-  const queues = new DetqQueues({ redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX, jobTtlSeconds: e.DETQ_JOB_TTL }, connectProducerRedis(e.REDIS_URL));
+  const queues = new DetqQueues(queueConfigFromEnv(env), connectProducerRedis(e.REDIS_URL));
   // Checked on the first connection, not before serving: an API started while Redis is down answers 503
   // until it is up. A Redis that would lose jobs stops the API (exit 2) as it stops a worker.
   queues.redis.once('ready', () => {

@@ -11,6 +11,7 @@ import {
   EnginePool,
   Finaliser,
   Planner,
+  queueConfigFromEnv,
   Reconciler,
   SET_QUEUE,
   SetProcessor,
@@ -59,7 +60,7 @@ export interface WorkerSettings {
 export function workerSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerSettings {
   const e = parseEnv(workerEnvSchema, env);
   return {
-    queue: { redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX, jobTtlSeconds: e.DETQ_JOB_TTL },
+    queue: queueConfigFromEnv(env),
     concurrency: e.DETQ_WORKER_CONCURRENCY,
     maxBatch: e.DETQ_MAX_BATCH,
     maxWaitMs: e.DETQ_MAX_WAIT_MS,

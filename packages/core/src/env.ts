@@ -39,6 +39,9 @@ export const queueEnvShape = {
   DETQ_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
 };
 
+/** The queue settings alone, for processes that only talk to the queues (the CLI's queue commands). */
+export const queueEnvSchema = z.object(queueEnvShape);
+
 /** Per-job caps an admin sets (per token in the tokens file; these are the deployment defaults). */
 export const capsEnvShape = {
   DETQ_MAX_IMGSZ: int(32, 4096).default(1280),

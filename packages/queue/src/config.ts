@@ -1,4 +1,5 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { parseEnv, queueEnvSchema } from '@detq/core';
 
 /** A Redis server or a Redis Cluster (REDIS_URL `redis+cluster://host:port[,host:port...]`). */
 export type RedisClient = Redis | Cluster;
@@ -15,19 +16,10 @@ export interface QueueConfig {
   jobTtlSeconds?: number;
 }
 
-/** `DETQ_JOB_TTL`: seconds, or a number with s, m, h or d (`7d`). */
-export function parseDuration(value: string, what: string): number {
-  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
-  if (!m) throw new Error(`${what}: expected seconds or a number with s, m, h or d (got ${JSON.stringify(value)})`);
-  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
-}
-
+/** Where the queues live, from the env (REDIS_URL, DETQ_QUEUE_PREFIX, DETQ_JOB_TTL); EnvError (exit 2) on a bad value. */
 export function queueConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QueueConfig {
-  return {
-    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-    prefix: env.DETQ_QUEUE_PREFIX ?? 'detq',
-    ...(env.DETQ_JOB_TTL && { jobTtlSeconds: parseDuration(env.DETQ_JOB_TTL, 'DETQ_JOB_TTL') }),
-  };
+  const e = parseEnv(queueEnvSchema, env);
+  return { redisUrl: e.REDIS_URL, prefix: e.DETQ_QUEUE_PREFIX, jobTtlSeconds: e.DETQ_JOB_TTL };
 }
 
 /** The BullMQ queue of image-set jobs (planner + finaliser) and the queue of their chunk jobs. */
