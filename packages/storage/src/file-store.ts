@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream, readFile as readFileCallback } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { ListOptions, ObjectEntry, ObjectStore, ReadOptions } from './object-store';
+
+// Image reads are the hot path at GPU rates: the callback readFile costs the event loop about a third less
+// per file than fs/promises' (which takes a promise round trip per open, fstat, read and close).
+function readWholeFile(path: string, signal?: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => readFileCallback(path, signal ? { signal } : {}, (err, data) => (err ? reject(err) : resolve(data))));
+}
 
 function toPath(uri: string): string {
   return uri.startsWith('file://') ? fileURLToPath(uri) : uri;
@@ -14,7 +20,7 @@ function toPath(uri: string): string {
 /** Local filesystem store. Writes go through a temp file and a rename so readers never see half a file. */
 export class FileStore implements ObjectStore {
   async get(uri: string, options?: ReadOptions): Promise<Buffer> {
-    return readFile(toPath(uri), options?.signal ? { signal: options.signal } : {});
+    return readWholeFile(toPath(uri), options?.signal);
   }
 
   async put(uri: string, body: Buffer | string): Promise<void> {
