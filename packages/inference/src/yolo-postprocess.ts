@@ -26,12 +26,12 @@ export function postprocess(
   const wanted = params.classes ? new Set(params.classes) : undefined;
   const score = (c: number, a: number) => out[offset + (4 + c) * anchors + a]!;
 
-  // Candidates as (anchor, class, score) triples.
+  // Candidates as (anchor, class, score) triples, in anchor order.
   const candA: number[] = [];
   const candC: number[] = [];
   const candS: number[] = [];
-  for (let a = 0; a < anchors; a++) {
-    if (multiLabel) {
+  if (multiLabel) {
+    for (let a = 0; a < anchors; a++)
       for (let c = 0; c < numClasses; c++) {
         const s = score(c, a);
         if (s > conf && (!wanted || wanted.has(c))) {
@@ -40,22 +40,28 @@ export function postprocess(
           candS.push(s);
         }
       }
-    } else {
-      let best = 0;
-      let bestS = score(0, a);
-      for (let c = 1; c < numClasses; c++) {
-        const s = score(c, a);
-        if (s > bestS) {
-          bestS = s;
-          best = c;
+  } else {
+    // Best class per anchor, read class row by class row: the output is class-major, so this walks memory
+    // in order (anchor by anchor strides 4 x anchors bytes per class, several times slower). A later class
+    // must score strictly higher, so ties keep the lowest class index, as torch's max does.
+    const best = new Int32Array(anchors);
+    const bestS = out.slice(offset + 4 * anchors, offset + 5 * anchors);
+    for (let c = 1; c < numClasses; c++) {
+      const row = offset + (4 + c) * anchors;
+      for (let a = 0; a < anchors; a++) {
+        const s = out[row + a]!;
+        if (s > bestS[a]!) {
+          bestS[a] = s;
+          best[a] = c;
         }
       }
-      if (bestS > conf && (!wanted || wanted.has(best))) {
-        candA.push(a);
-        candC.push(best);
-        candS.push(bestS);
-      }
     }
+    for (let a = 0; a < anchors; a++)
+      if (bestS[a]! > conf && (!wanted || wanted.has(best[a]!))) {
+        candA.push(a);
+        candC.push(best[a]!);
+        candS.push(bestS[a]!);
+      }
   }
 
   const order = Array.from(candS.keys()).sort((i, j) => candS[j]! - candS[i]! || i - j);
