@@ -3,6 +3,8 @@
 # A machine goes back after a short idle time, so every call unpacks and builds (incremental when warm):
 #   device-run.sh a   build, then kernels + nvJPEG decode + engine tests, compute-sanitizer, parity
 #   device-run.sh b   build, then the benchmark: engine-only on coco128, end to end on COCO-size and 12 MP files
+#   device-run.sh prof  build, then one end-to-end run on COCO-size files with a CPU profile of every JS
+#                       thread and the native per-batch timings (DETQ_DEBUG) in $OUT, then the benchmark
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only
 # Logs go to $OUT. Exits non-zero when the build or a test fails.
@@ -36,6 +38,23 @@ model=$shared/models/yolo11n-cuda-fp32.torchscript
 echo "== $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader); node $(node --version); $(nproc) cores; images $(ls $shared/datasets/coco128/images/train2017 | wc -l)"
 
 vitest() { node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts "$@"; }
+# The carried coco128 images listed to >= 5,120 reads so a run is long enough to time at GPU speed.
+coco_list() {
+  local list=$run/coco-list.txt n
+  n=$(ls $shared/datasets/coco128/images/train2017/*.jpg | wc -l)
+  for i in $(seq $(( (5120 + n - 1) / n ))); do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
+  echo $list
+}
+bench() {
+  local n
+  n=$(ls $shared/datasets/coco128/images/train2017/*.jpg | wc -l)
+  # Execution contexts per engine (DETQ_BENCH_CONTEXTS, default: 2 and 3).
+  for c in ${DETQ_BENCH_CONTEXTS:-2 3}; do
+    echo "DETQ_GPU_CONTEXTS=$c"
+    DETQ_GPU_CONTEXTS=$c UV_THREADPOOL_SIZE=16 detq bench --engine torch --half --model $model --batch 1,8,32 --iterations 100 --images "$(coco_list)" --photos-12mp $n 2>&1 || return 1
+  done | tee "$OUT/bench.log"
+  return "${PIPESTATUS[0]}"
+}
 detq() { node apps/cli/bin/detq.js "$@"; }
 # Hopper only here: one architecture keeps the CUDA compile short.
 start=$(date +%s)
@@ -53,16 +72,15 @@ case "$phase" in
     status=${PIPESTATUS[0]}
     ;;
   b)
-    # The carried coco128 images listed to >= 5,120 reads so the run is long enough to time at GPU speed.
-    list=$run/coco-list.txt
-    n=$(ls $shared/datasets/coco128/images/train2017/*.jpg | wc -l)
-    for i in $(seq $(( (5120 + n - 1) / n ))); do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
-    # Execution contexts per engine (DETQ_BENCH_CONTEXTS, default: 2 and 3).
-    for c in ${DETQ_BENCH_CONTEXTS:-2 3}; do
-      echo "DETQ_GPU_CONTEXTS=$c"
-      DETQ_GPU_CONTEXTS=$c UV_THREADPOOL_SIZE=16 detq bench --engine torch --half --model $model --batch 1,8,32 --iterations 100 --images $list --photos-12mp $n 2>&1 || exit 1
-    done | tee "$OUT/bench.log"
-    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+    bench || status=1
+    ;;
+  prof)
+    DETQ_DEBUG=1 UV_THREADPOOL_SIZE=16 node --cpu-prof --cpu-prof-dir="$OUT/prof" apps/cli/bin/detq.js label "$(coco_list)" --out $run/prof-out \
+      --engine torch --half --model $model --batch 32 2> "$OUT/debug.log" || { tail -20 "$OUT/debug.log"; status=1; }
+    grep -v '^detq: native debug: infer' "$OUT/debug.log" | tail -5
+    jq -c .timing $run/prof-out/summary.json 2>/dev/null || grep -A6 '"timing"' $run/prof-out/summary.json
+    rm -rf $run/prof-out
+    bench || status=1
     ;;
   p)
     # Labels of the carried coco128 images (the whole set does not fit one carry with Node): torch fp32 and
