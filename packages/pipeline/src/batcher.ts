@@ -6,12 +6,7 @@ export interface BatcherOptions {
   maxBatch: number;
   /** How long a partial batch may wait for more frames. */
   maxWaitMs: number;
-  /**
-   * Engine calls allowed in flight at once. Default: two per execution context (at least 2): one running
-   * and one queued behind it, so a context starts its next batch the moment it finishes one instead of
-   * waiting for the JS thread to settle the last and submit the next (on the H100 each of 2 contexts sat
-   * idle ~55 % of the time with one call each).
-   */
+  /** Engine calls allowed in flight at once (default: the engine's parallelBatches, at least 2, so it stays busy while the next batch forms). */
   maxInFlight?: number;
   /**
    * Deadline of one engine call. A call that misses it means a hung runtime or kernel: the batcher is
@@ -49,8 +44,7 @@ export class Batcher {
   private timer?: NodeJS.Timeout;
   private inFlight = 0;
   private readonly maxBatch: number;
-  /** Engine calls allowed in flight at once: with the batch size, how many images a stream needs in flight. */
-  readonly maxInFlight: number;
+  private readonly maxInFlight: number;
   private readonly idle: (() => void)[] = [];
   private closed = false;
   private broken?: EngineFault;
@@ -61,7 +55,7 @@ export class Batcher {
     private readonly options: BatcherOptions,
   ) {
     this.maxBatch = Math.max(1, Math.min(options.maxBatch, engine.info.maxBatch));
-    this.maxInFlight = options.maxInFlight ?? Math.max(2, 2 * (engine.info.parallelBatches ?? 1));
+    this.maxInFlight = options.maxInFlight ?? Math.max(2, engine.info.parallelBatches ?? 2);
   }
 
   detect(frame: Frame, params: DetectParams): Promise<FrameDetections> {

@@ -125,8 +125,8 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       model,
       names,
       params: options.params,
-      // Enough to fill every batch in flight plus the next two forming.
-      window: Math.max(16, options.batch * (batcher.maxInFlight + 2)),
+      // Enough to fill every batch the engine runs at once plus the next ones forming.
+      window: Math.max(16, options.batch * ((engine.info.parallelBatches ?? 1) + 2)),
       keepRgb: options.previews,
     });
     for await (const { record, rgb } of stream) {
