@@ -5,7 +5,7 @@ import { labelStream, type LabelSource } from '@detq/pipeline';
 import type { ObjectStore } from '@detq/storage';
 import type { EnginePool } from './engine-pool';
 import type { IncrementalIndex } from './incremental-index';
-import type { ChunkJobData, ChunkResult } from './job-data';
+import { CANCELLED_REASON, type ChunkJobData, type ChunkResult } from './job-data';
 import type { ProgressReporter } from './progress-reporter';
 import { TransientReadTracker } from './transient-read-tracker';
 
@@ -22,7 +22,7 @@ export interface ChunkProcessorDeps {
 
 /** Why a chunk was stopped from outside; the processor turns each into the right BullMQ outcome. */
 export const ABORT = {
-  cancelled: 'job cancelled',
+  cancelled: CANCELLED_REASON,
   lockLost: 'lock lost',
   shutdown: 'worker shutting down',
 } as const;
