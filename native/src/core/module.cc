@@ -8,8 +8,8 @@
 #include "cuda_check.h"
 #include "log.h"
 #include "napi_util.h"
-#include "one_shot.h"
 #include "options.h"
+#include "run_on_own_thread.h"
 #include "wraps.h"
 
 #ifdef DETQ_WITH_TENSORRT
