@@ -5,12 +5,12 @@
 
 #include "../codec/jpeg_decoder.h"
 #include "backend.h"
+#include "context_wrap.h"
 #include "cuda_check.h"
 #include "log.h"
 #include "napi_util.h"
 #include "options.h"
 #include "run_on_own_thread.h"
-#include "wraps.h"
 
 #ifdef DETQ_WITH_TENSORRT
 #include "../tensorrt/trt_api.h"

@@ -1,4 +1,4 @@
-#include "wraps.h"
+#include "context_wrap.h"
 
 #include "napi_util.h"
 #include "options.h"
