@@ -4,10 +4,12 @@
 #include <napi.h>
 
 #include "../codec/jpeg_decoder.h"
+#include "addon_data.h"
 #include "backend.h"
 #include "context_wrap.h"
 #include "cuda_check.h"
 #include "log.h"
+#include "model_wrap.h"
 #include "napi_util.h"
 #include "options.h"
 #include "run_on_own_thread.h"
