@@ -155,7 +155,6 @@ export async function createWorker(
     pool,
     index: queues.index,
     progress,
-    fair: queues.fair,
     chunkTimeoutMs: faults.chunkTimeoutMs,
     engineHealth: (fault) => {
       consecutiveFaults = fault ? consecutiveFaults + 1 : 0;
@@ -203,6 +202,7 @@ export async function createWorker(
     connection: connections[0],
     concurrency: settings.concurrency,
   });
+  queues.fair.followChunkEnds(chunkWorker, (err) => log(`fair share: ${err.message}`));
   // A lock that could not be renewed may already belong to another worker: stop labelling the chunk.
   chunkWorker.on('lockRenewalFailed', (ids) => {
     for (const id of ids) if (chunkWorker.cancelJob(id, ABORT.lockLost)) log(`detq worker: chunk ${id}: lock lost, stopped labelling it`);

@@ -4,13 +4,15 @@
 #include <napi.h>
 
 #include "../codec/jpeg_decoder.h"
+#include "addon_data.h"
 #include "backend.h"
+#include "context_wrap.h"
 #include "cuda_check.h"
 #include "log.h"
+#include "model_wrap.h"
 #include "napi_util.h"
-#include "one_shot.h"
 #include "options.h"
-#include "wraps.h"
+#include "run_on_own_thread.h"
 
 #ifdef DETQ_WITH_TENSORRT
 #include "../tensorrt/trt_api.h"

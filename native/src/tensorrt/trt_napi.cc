@@ -1,5 +1,5 @@
 #include "../core/napi_util.h"
-#include "../core/one_shot.h"
+#include "../core/run_on_own_thread.h"
 #include "trt_api.h"
 #include "trt_builder.h"
 

@@ -4,9 +4,8 @@ import { recordLine } from '@detq/formats';
 import { labelStream, type LabelSource } from '@detq/pipeline';
 import type { ObjectStore } from '@detq/storage';
 import type { EnginePool } from './engine-pool';
-import type { FairShare } from './fair-share';
 import type { IncrementalIndex } from './incremental-index';
-import type { ChunkJobData, ChunkResult } from './job-data';
+import { CANCELLED_REASON, type ChunkJobData, type ChunkResult } from './job-data';
 import type { ProgressReporter } from './progress-reporter';
 import { TransientReadTracker } from './transient-read-tracker';
 
@@ -15,7 +14,6 @@ export interface ChunkProcessorDeps {
   pool: EnginePool;
   index: IncrementalIndex;
   progress: ProgressReporter;
-  fair: FairShare;
   /** Longest a chunk may run; past it the chunk is aborted and retried. */
   chunkTimeoutMs: number;
   /** Told after every chunk whether the engine failed it, so a worker whose engine keeps failing can stop. */
@@ -24,7 +22,7 @@ export interface ChunkProcessorDeps {
 
 /** Why a chunk was stopped from outside; the processor turns each into the right BullMQ outcome. */
 export const ABORT = {
-  cancelled: 'job cancelled',
+  cancelled: CANCELLED_REASON,
   lockLost: 'lock lost',
   shutdown: 'worker shutting down',
 } as const;
@@ -45,19 +43,6 @@ export class ChunkProcessor {
 
   /** `signal` is BullMQ's: aborted on a lost lock or on shutdown (see createWorker). */
   async process(job: Job<ChunkJobData>, signal?: AbortSignal): Promise<ChunkResult> {
-    let final = true;
-    try {
-      return await this.label(job, signal);
-    } catch (err) {
-      final = err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      throw err;
-    } finally {
-      // The chunk leaves its tenant's backlog once it will not run again.
-      if (final) await this.deps.fair.chunkEnded(job.data.principal ?? '').catch(() => undefined);
-    }
-  }
-
-  private async label(job: Job<ChunkJobData>, signal?: AbortSignal): Promise<ChunkResult> {
     const d = job.data;
     const { pool, progress } = this.deps;
     if ((await progress.status(d.setId)) === 'cancelled') throw new UnrecoverableError(ABORT.cancelled);

@@ -1,5 +1,7 @@
+import type { Job, Worker } from 'bullmq';
 import type { RedisClient } from './config';
 import { DEFAULT_PRIORITY } from '@detq/core';
+import type { ChunkJobData } from './job-data';
 
 /**
  * Chunk order across tenants, through BullMQ priorities. BullMQ serves jobs without a priority before
@@ -10,14 +12,16 @@ import { DEFAULT_PRIORITY } from '@detq/core';
  * 5,000 chunks waiting adds its next at rank 5,000, a tenant with none at rank 0, so a small job of
  * one tenant goes ahead of most of another tenant's big backlog, yet no tenant can starve another by
  * flooding (its own backlog ranks its chunks). BullMQ keeps FIFO order among equal priorities.
+ *
+ * A tenant's backlog is the set of its chunk job ids that have not ended, not a counter: a chunk added
+ * twice (a resumed plan) or whose end is heard twice changes it once.
  */
 export const RANKS_PER_PRIORITY = 2048;
 
-// KEYS[1] backlog hash; ARGV[1] principal, ARGV[2] +1 (chunk added) or -1 (chunk ended). Returns the backlog before.
-const ADJUST = `
-local before = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local after = before + tonumber(ARGV[2])
-if after <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], after) end
+// KEYS[1] the tenant's backlog set; ARGV[1] chunk job id. Returns the backlog before the chunk joined it.
+const JOIN = `
+local before = redis.call('SCARD', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
 return before`;
 
 /** The BullMQ priority (1 = first) of a job's own set job: its priority level's first rank. */
@@ -28,24 +32,42 @@ export function setJobPriority(priority: number | undefined): number {
 export class FairShare {
   constructor(
     private readonly redis: RedisClient,
-    private readonly key: string,
+    /** The key of a tenant's backlog set. */
+    private readonly keyOf: (principal: string) => string,
   ) {
-    redis.defineCommand('detqFairAdjust', { numberOfKeys: 1, lua: ADJUST });
-  }
-
-  private adjust(principal: string, by: 1 | -1): Promise<number> {
-    const cmd = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).detqFairAdjust!;
-    return cmd.call(this.redis, this.key, principal, String(by));
+    redis.defineCommand('detqFairJoin', { numberOfKeys: 1, lua: JOIN });
   }
 
   /** Counts a new chunk in its tenant's backlog and returns the BullMQ priority to add it with. */
-  async chunkPriority(principal: string, priority: number | undefined): Promise<number> {
-    const backlog = await this.adjust(principal, 1);
+  async chunkPriority(principal: string, chunkId: string, priority: number | undefined): Promise<number> {
+    const join = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).detqFairJoin!;
+    const backlog = await join.call(this.redis, this.keyOf(principal), chunkId);
     return setJobPriority(priority) + Math.min(backlog, RANKS_PER_PRIORITY - 1);
   }
 
-  /** A chunk ended for good (done, failed after its last attempt, or cancelled). */
-  async chunkEnded(principal: string): Promise<void> {
-    await this.adjust(principal, -1);
+  /** A chunk ended for good (done, failed after its last attempt, cancelled, or failed by BullMQ). */
+  async chunkEnded(principal: string, chunkId: string): Promise<void> {
+    await this.redis.srem(this.keyOf(principal), chunkId);
+  }
+
+  /** Chunks of the tenant added and not ended. */
+  backlog(principal: string): Promise<number> {
+    return this.redis.scard(this.keyOf(principal));
+  }
+
+  /**
+   * Takes each chunk out of its tenant's backlog when BullMQ ends it, from the chunk worker's own events
+   * rather than from the processor: BullMQ fails a chunk stalled past its limit (its workers kept dying)
+   * without running the processor, and an attempt whose lock was lost may end while the chunk runs
+   * elsewhere; BullMQ refuses that attempt's outcome and emits no event for it.
+   */
+  followChunkEnds(worker: Worker<ChunkJobData>, onError: (err: Error) => void): void {
+    const ended = (job: Job<ChunkJobData>) => void this.chunkEnded(job.data.principal ?? '', job.id!).catch(onError);
+    worker.on('completed', ended);
+    // Emitted for every failed attempt: BullMQ retries one unless it was the last or unrecoverable (a
+    // cancel, a model that cannot load, BullMQ's own stall-limit failure).
+    worker.on('failed', (job, err) => {
+      if (job && (err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1))) ended(job);
+    });
   }
 }

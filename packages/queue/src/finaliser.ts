@@ -3,7 +3,7 @@ import { buildRunSummary, DetqError, type ImageErrorCode, type ImageRecord, type
 import { OutputWriter, OUTPUT_FILES } from '@detq/formats';
 import { describeInput, errorRecord, inputFromJob } from '@detq/pipeline';
 import { joinUri, type ObjectStore } from '@detq/storage';
-import { chunkJobId, chunkResultKey, jobWorkKey, type ChunkJobData, type ChunkResult, type PlanPage } from './job-data';
+import { CANCELLED_REASON, chunkJobId, chunkResultKey, jobWorkKey, type ChunkJobData, type ChunkResult, type PlanPage } from './job-data';
 import type { JobState, JobStore } from './job-store';
 
 export interface FinaliserDeps {
@@ -162,10 +162,10 @@ export class Finaliser {
     if (page.images.length === 0) return { records: [], resultUri, failedChunk: false };
     const body = page.cancelled ? undefined : await getIfExists(this.deps.store, resultUri);
     if (body) return { records: parseChunk(body), resultUri, failedChunk: false };
-    let reason = page.cancelled ? 'job cancelled' : undefined;
+    let reason = page.cancelled ? CANCELLED_REASON : undefined;
     reason ??= (await Job.fromId<ChunkJobData>(this.deps.chunks, chunkJobId(id, index)))?.failedReason || undefined;
-    reason ??= state.status === 'cancelled' ? 'job cancelled' : 'the chunk ended without writing its result';
-    const code: ImageErrorCode = reason === 'job cancelled' ? 'CANCELLED' : 'CHUNK_FAILED';
+    reason ??= state.status === 'cancelled' ? CANCELLED_REASON : 'the chunk ended without writing its result';
+    const code: ImageErrorCode = reason === CANCELLED_REASON ? 'CANCELLED' : 'CHUNK_FAILED';
     const records = page.images.map(({ key }) => errorRecord(key, new DetqError(code, reason), model, params));
     return { records, resultUri, failedChunk: code === 'CHUNK_FAILED' };
   }

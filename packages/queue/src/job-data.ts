@@ -60,6 +60,12 @@ export interface ChunkJobData {
   maxObjectBytes?: number;
 }
 
+/**
+ * Why a cancelled job's chunks stop (their BullMQ failed reason) and the message of its CANCELLED records:
+ * the finaliser tells a cancelled chunk from a failed one by it.
+ */
+export const CANCELLED_REASON = 'job cancelled';
+
 /** A chunk job's return value (kept by BullMQ for the finaliser's provenance). */
 export interface ChunkResult {
   images: number;

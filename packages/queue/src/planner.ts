@@ -65,7 +65,8 @@ export class Planner {
     let listed = state.listed;
     let cancelled = state.status === 'cancelled';
     // The last recorded page's chunk may not have been added before the previous attempt stopped. Added
-    // only if it is missing: adding it again would count it twice in its tenant's fair-share backlog.
+    // only if it is missing: one that exists may have ended already, and adding it again would put it back
+    // in its tenant's fair-share backlog for good.
     if (state.added < state.chunks && !cancelled && !(await this.deps.chunks.getJob(chunkJobId(id, state.chunks - 1)))) {
       const [last] = await jobs.pages(id, state.chunks - 1, state.chunks);
       await this.addChunk(job, state.chunks - 1, last!, output, model, access, indexFingerprint);
@@ -102,6 +103,7 @@ export class Planner {
     if (page.images.length === 0 || page.cancelled) return;
     const { spec } = job.data;
     const id = job.id!;
+    const jobId = chunkJobId(id, index);
     const data: ChunkJobData = {
       setId: id,
       index,
@@ -114,13 +116,13 @@ export class Planner {
       ...(access.maxObjectBytes && { maxObjectBytes: access.maxObjectBytes }),
     };
     await this.deps.chunks.add('chunk', data, {
-      jobId: chunkJobId(id, index),
+      jobId,
       parent: { id, queue: job.queueQualifiedName },
       // A chunk that fails for good is reported by the finaliser; it must not fail the whole set.
       ignoreDependencyOnFailure: true,
       attempts: this.deps.attempts,
       backoff: { type: 'exponential', delay: 1000 },
-      priority: await this.deps.fair.chunkPriority(access.principal, spec.priority),
+      priority: await this.deps.fair.chunkPriority(access.principal, jobId, spec.priority),
       // The result lives in S3 and the plan in the job state: a finished chunk job keeps nothing needed
       // (the last 100 stay an hour for inspection).
       removeOnComplete: { age: 3600, count: 100 },
