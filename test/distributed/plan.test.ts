@@ -3,7 +3,7 @@ import { Worker as BullWorker, UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobSpecSchema, type JobSpecInput } from '@detq/core';
 import { createServer, createToken, TokenStore } from '@detq/api';
-import { DetqQueues, JobClient, OutputBusyError, Reconciler, SET_QUEUE, type JobView } from '@detq/queue';
+import { CHUNK_QUEUE, DetqQueues, JobClient, OutputBusyError, Reconciler, SET_QUEUE, type ChunkJobData, type JobView } from '@detq/queue';
 import { S3Store, s3ConfigFromEnv, type ListOptions, type ObjectEntry, type ObjectStore } from '@detq/storage';
 import { createWorker, workerSettingsFromEnv, type DetqWorker } from '@detq/worker';
 import { startS3Server, type TestS3Server } from '../helpers/s3-server';
@@ -259,6 +259,44 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
       expect(await q.jobs.live()).toEqual([]);
       // Its keys now expire DETQ_JOB_TTL after the end.
       expect(await q.redis.ttl(q.jobs.key('job', id))).toBeGreaterThan(q.jobs.ttlSeconds - 60);
+    } finally {
+      await bull.close();
+      connection.disconnect();
+      await q.close();
+      await dropPrefix(cfg.prefix);
+    }
+  }, 60_000);
+
+  it("the sweep takes chunks that ended unrecorded out of their tenant's backlog, and keeps waiting ones", async () => {
+    const cfg = testQueueConfig();
+    const q = new DetqQueues(cfg);
+    const connection = q.redis.duplicate();
+    const bull = new BullWorker(CHUNK_QUEUE, null, { connection, prefix: cfg.prefix });
+    const data = (index: number): ChunkJobData => ({ setId: 'swept', index, resultUri: `s3://out/swept/${index}.jsonl`, images: [], params: jobSpecSchema.parse({ input: { uri: 's3://in/s/' }, output: { uri: 's3://out/s/' } }).params, model: { uri: 'default' } });
+    const add = async (index: number) => {
+      const jobId = `swept-c${index}`;
+      // As the planner does it: counted, then added.
+      await q.chunks.add('chunk', data(index), { jobId, priority: await q.fair.chunkPriority('tenant-s', jobId, undefined) });
+      return jobId;
+    };
+    try {
+      // A chunk that completed, but whose worker died before the backlog heard of it (no Worker here listens).
+      const done = await add(0);
+      const job = (await bull.getNextJob('tok'))!;
+      expect(job.id).toBe(done);
+      await job.moveToCompleted('ok', 'tok', false);
+      const waiting = await add(1);
+      // Counted, and its job gone (removed by hand) or not added yet: only a later sweep may drop it.
+      await q.fair.chunkPriority('tenant-s', 'swept-c2', undefined);
+      expect(await q.fair.backlog('tenant-s')).toBe(3);
+      const t0 = Date.now();
+      expect((await new Reconciler(q).sweep(t0)).backlog).toEqual([done]);
+      const reconciler = new Reconciler(q);
+      expect((await reconciler.sweep(t0)).backlog).toEqual([]);
+      expect((await reconciler.sweep(t0 + 61_000)).backlog).toEqual(['swept-c2']);
+      expect(await q.fair.backlog('tenant-s')).toBe(1);
+      expect(await q.redis.smembers(q.jobs.key('backlog', 'tenant-s'))).toEqual([waiting]);
+      expect(await q.redis.smembers(q.jobs.key('backlog-tenants'))).toEqual(['tenant-s']);
     } finally {
       await bull.close();
       connection.disconnect();

@@ -24,6 +24,11 @@ local before = redis.call('SCARD', KEYS[1])
 redis.call('SADD', KEYS[1], ARGV[1])
 return before`;
 
+// KEYS[1] the tenant's backlog set, KEYS[2] the index of tenants; ARGV[1] the tenant. Atomic, so a chunk
+// joining at the same moment keeps its tenant indexed.
+const LEAVE_INDEX_IF_EMPTY = `
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end`;
+
 /** The BullMQ priority (1 = first) of a job's own set job: its priority level's first rank. */
 export function setJobPriority(priority: number | undefined): number {
   return ((priority ?? DEFAULT_PRIORITY) - 1) * RANKS_PER_PRIORITY + 1;
@@ -34,20 +39,45 @@ export class FairShare {
     private readonly redis: RedisClient,
     /** The key of a tenant's backlog set. */
     private readonly keyOf: (principal: string) => string,
+    /** The set of tenants that have (or recently had) a backlog: what the repair sweep walks. */
+    private readonly tenantsKey: string,
   ) {
     redis.defineCommand('detqFairJoin', { numberOfKeys: 1, lua: JOIN });
+    redis.defineCommand('detqFairLeaveIndex', { numberOfKeys: 2, lua: LEAVE_INDEX_IF_EMPTY });
   }
 
   /** Counts a new chunk in its tenant's backlog and returns the BullMQ priority to add it with. */
   async chunkPriority(principal: string, chunkId: string, priority: number | undefined): Promise<number> {
     const join = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).detqFairJoin!;
     const backlog = await join.call(this.redis, this.keyOf(principal), chunkId);
+    // After the join: whenever the set is not empty its tenant is indexed.
+    await this.redis.sadd(this.tenantsKey, principal);
     return setJobPriority(priority) + Math.min(backlog, RANKS_PER_PRIORITY - 1);
   }
 
   /** A chunk ended for good (done, failed after its last attempt, cancelled, or failed by BullMQ). */
   async chunkEnded(principal: string, chunkId: string): Promise<void> {
     await this.redis.srem(this.keyOf(principal), chunkId);
+  }
+
+  /**
+   * The repair for ends whose removal never reached Redis (a worker that died just after BullMQ finished
+   * its chunk, a reply lost after the commit, a chunk removed by hand): every indexed tenant's ids for
+   * which `ended` says so leave its set. Returns the ids taken out.
+   */
+  async repair(ended: (chunkId: string) => Promise<boolean>): Promise<string[]> {
+    const leave = (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).detqFairLeaveIndex!;
+    const removed: string[] = [];
+    for (const principal of await this.redis.smembers(this.tenantsKey)) {
+      const key = this.keyOf(principal);
+      for (const id of await this.redis.smembers(key))
+        if (await ended(id)) {
+          await this.redis.srem(key, id);
+          removed.push(id);
+        }
+      await leave.call(this.redis, key, this.tenantsKey, principal);
+    }
+    return removed;
   }
 
   /** Chunks of the tenant added and not ended. */

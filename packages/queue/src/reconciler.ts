@@ -9,9 +9,13 @@ const LOST_AFTER_MS = 60_000;
  * Brings detq's job state in line with BullMQ where BullMQ ended a set job outside the processor (the
  * stall limit after repeated worker deaths, a job removed by hand): from the worker's `failed` event at
  * once, and from a periodic sweep of the live jobs for whatever no worker saw. Also drops expired jobs from
- * the jobs index. Every step is idempotent, so any number of workers may run it.
+ * the jobs index, and ended chunks from the fair-share backlogs. Every step is idempotent, so any number
+ * of workers may run it.
  */
 export class Reconciler {
+  /** Chunk ids in a backlog with no BullMQ job, and when this process first saw that. */
+  private readonly chunkMissingSince = new Map<string, number>();
+
   constructor(private readonly queues: DetqQueues) {}
 
   /** The set worker's `failed` event: BullMQ emits it for every failed attempt; only a final one counts. */
@@ -36,10 +40,34 @@ export class Reconciler {
     return false;
   }
 
-  /** One sweep: every live job reconciled, expired jobs dropped from the index. */
-  async sweep(now = Date.now()): Promise<{ failed: string[]; expired: number }> {
+  /**
+   * One sweep: every live job reconciled, expired jobs dropped from the index, and chunks that ended
+   * without leaving their tenant's fair-share backlog taken out of it.
+   */
+  async sweep(now = Date.now()): Promise<{ failed: string[]; expired: number; backlog: string[] }> {
     const failed: string[] = [];
     for (const id of await this.queues.jobs.live()) if (await this.reconcile(id, now)) failed.push(id);
-    return { failed, expired: await this.queues.jobs.sweepExpired(now) };
+    const expired = await this.queues.jobs.sweepExpired(now);
+    return { failed, expired, backlog: await this.queues.fair.repair((id) => this.chunkEnded(id, now)) };
+  }
+
+  /**
+   * Whether a backlog's chunk has ended: finished in BullMQ, or without a BullMQ job for LOST_AFTER_MS
+   * (removed by hand, or by retention after an end nobody recorded). The wait matters because the
+   * planner counts a chunk just before adding its job.
+   */
+  private async chunkEnded(id: string, now: number): Promise<boolean> {
+    const state = await this.queues.chunks.getJobState(id);
+    if (state !== 'unknown') {
+      this.chunkMissingSince.delete(id);
+      return state === 'completed' || state === 'failed';
+    }
+    const since = this.chunkMissingSince.get(id) ?? now;
+    if (now - since < LOST_AFTER_MS) {
+      this.chunkMissingSince.set(id, since);
+      return false;
+    }
+    this.chunkMissingSince.delete(id);
+    return true;
   }
 }
