@@ -51,7 +51,7 @@ describe('fair share: a chunk leaves its tenant\'s backlog exactly once, when it
     queues = new DetqQueues(config);
     client = new JobClient(queues);
     // One tenant per test: each starts with an empty backlog.
-    await queues.principals.replaceAll(new Map(['alice', 'bob', 'dave', 'erin'].map((p) => [p, tenant])));
+    await queues.principals.replaceAll(new Map(['alice', 'bob', 'dave', 'erin', 'frank'].map((p) => [p, tenant])));
     env = {
       ...process.env,
       ...s3.env,
@@ -233,5 +233,27 @@ describe('fair share: a chunk leaves its tenant\'s backlog exactly once, when it
     w.child.kill('SIGTERM');
     expect((await w.exited).code, w.output()).toBe(0);
     expect(await queues.fair.backlog('erin')).toBe(0);
+  }, 300_000);
+
+  it('a chunk added again after it ended (a plan resumed after a lost lock, overlapping the first) does not rejoin the backlog', async () => {
+    await uploadSet(store, 's3://in/replan/', cocoImageNames(2));
+    const w = worker();
+    await workerReady(w);
+    const id = await enqueue('replan', 'frank');
+    const view = await waitForEnd(client, id, 120_000);
+    expect(view.status, w.output()).toBe('completed');
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code, w.output()).toBe(0);
+    const chunk = chunkJobId(id, 0);
+    expect(await (await queues.chunks.getJob(chunk))!.getState()).toBe('completed');
+    expect(await queues.fair.backlog('frank')).toBe(0);
+    // What the resumed plan's addChunk asks before its chunks.add (which BullMQ ignores for an existing id):
+    // the ended chunk ranks at the empty backlog and is not counted again, for no end will remove it.
+    expect(await queues.fair.chunkPriority('frank', chunk, undefined)).toBe(setJobPriority(undefined));
+    expect(await queues.fair.backlog('frank')).toBe(0);
+    // A chunk that has not ended (here: not added yet) still joins.
+    await queues.fair.chunkPriority('frank', chunkJobId(id, 1), undefined);
+    expect(await queues.fair.backlog('frank')).toBe(1);
+    await queues.fair.chunkEnded('frank', chunkJobId(id, 1));
   }, 300_000);
 });

@@ -30,7 +30,7 @@ export class DetqQueues {
     this.index = new IncrementalIndex(redis, config.prefix);
     this.metrics = new MetricsStore(redis, this.jobs);
     this.principals = new PrincipalStore(redis, this.jobs.key('principals'));
-    this.fair = new FairShare(redis, (principal) => this.jobs.key('backlog', principal));
+    this.fair = new FairShare(redis, (principal) => this.jobs.key('backlog', principal), (chunkId) => this.chunks.toKey(chunkId));
   }
 
   async close(): Promise<void> {
