@@ -51,7 +51,7 @@ describe('fair share: a chunk leaves its tenant\'s backlog exactly once, when it
     queues = new DetqQueues(config);
     client = new JobClient(queues);
     // One tenant per test: each starts with an empty backlog.
-    await queues.principals.replaceAll(new Map([['alice', tenant], ['bob', tenant]]));
+    await queues.principals.replaceAll(new Map(['alice', 'bob', 'dave', 'erin', 'frank'].map((p) => [p, tenant])));
     env = {
       ...process.env,
       ...s3.env,
@@ -155,5 +155,105 @@ describe('fair share: a chunk leaves its tenant\'s backlog exactly once, when it
     w.child.kill('SIGTERM');
     expect((await w.exited).code, w.output()).toBe(0);
     expect(await queues.fair.backlog('bob')).toBe(0);
+  }, 300_000);
+
+  it('a failed attempt that will be retried ends nothing; the chunk leaves the backlog when its retry completes', async () => {
+    await uploadSet(store, 's3://in/retry/', cocoImageNames(2));
+    const holes = await proxy();
+    // The first image read hangs, so the first attempt is still running when the queue is paused below.
+    void holes.when(/GET \/in\/retry\//, 'blackhole');
+    // Two attempts; a short outage budget, so the first attempt gives up on its reads soon once S3 refuses.
+    const w = worker({ S3_ENDPOINT: holes.endpoint, DETQ_CHUNK_ATTEMPTS: '2', DETQ_S3_OUTAGE_BUDGET_MS: '1000' });
+    await workerReady(w);
+    const id = await enqueue('retry', 'dave');
+    const chunk = chunkJobId(id, 0);
+    await startedTimes(chunk, 1);
+    expect(await queues.fair.backlog('dave')).toBe(1);
+    // Paused, the queue holds the retry until the first failure has been looked at, however soon its backoff ends.
+    await queues.chunks.pause();
+    try {
+      // Refused reads are transient: with an attempt left the chunk fails retryably (not UnrecoverableError).
+      await holes.set('refuse');
+      const job = await waitFor('the first attempt to fail', async () => {
+        const j = await queues.chunks.getJob(chunk);
+        return j && j.attemptsMade === 1 ? j : undefined;
+      }, 120_000);
+      expect(job.failedReason).toMatch(/^transient storage error, chunk will be retried/);
+      // The worker logs the 'failed' event after its fair-share listener has sent its SREM, if any.
+      await waitFor('the worker to hear the failure', async () => (w.output().includes(`chunks job ${chunk} failed (attempt 1)`) ? true : undefined));
+      expect(await queues.fair.backlog('dave')).toBe(1);
+      await holes.set('pass');
+    } finally {
+      await queues.chunks.resume();
+    }
+    const view = await waitForEnd(client, id, 120_000);
+    expect(view.status, w.output()).toBe('completed');
+    expect(view.counts).toEqual({ total: 2, done: 2, failed: 0 });
+    const done = (await queues.chunks.getJob(chunk))!;
+    expect([await done.getState(), done.attemptsMade]).toEqual(['completed', 2]);
+    // Drained: whatever the worker had sent to Redis has been answered.
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code, w.output()).toBe(0);
+    expect(await queues.fair.backlog('dave')).toBe(0);
+  }, 300_000);
+
+  it('a cancelled job\'s chunks, running and waiting, leave the backlog though attempts are left', async () => {
+    await uploadSet(store, 's3://in/cancel/', cocoImageNames(2));
+    const holes = await proxy();
+    // The running chunk hangs on its first read until the cancel stops it.
+    void holes.when(/GET \/in\/cancel\//, 'blackhole');
+    // Two attempts: a cancel ends a chunk by UnrecoverableError, not by using up its attempts. One chunk at
+    // a time, so the second chunk is still waiting when the job is cancelled. Short S3 timeouts, so the
+    // finaliser's writes on black-holed connections are retried soon once the proxy passes again.
+    const w = worker({
+      S3_ENDPOINT: holes.endpoint,
+      DETQ_CHUNK_ATTEMPTS: '2',
+      DETQ_WORKER_CONCURRENCY: '1',
+      DETQ_S3_REQUEST_TIMEOUT_MS: '3000',
+      DETQ_S3_SOCKET_TIMEOUT_MS: '3000',
+    });
+    await workerReady(w);
+    const spec = jobSpecSchema.parse({ input: { uri: 's3://in/cancel/' }, output: { uri: 's3://out/cancel/' }, chunkSize: 1 });
+    const { id } = await client.enqueue(spec, { principal: 'erin' });
+    const chunks = [chunkJobId(id, 0), chunkJobId(id, 1)];
+    const states = () => Promise.all(chunks.map(async (c) => (await queues.chunks.getJob(c))?.getState()));
+    await waitFor('a chunk to hang on S3', async () => ((await states()).includes('active') ? true : undefined), 120_000);
+    // Planning over: both chunks were added.
+    await waitFor('planning to end', async () => ((await client.view(id))?.status === 'running' ? true : undefined));
+    expect(await queues.fair.backlog('erin')).toBe(2);
+    // One chunk running, the other waiting its turn (BullMQ's state for a waiting job with a priority).
+    expect((await states()).sort()).toEqual(['active', 'prioritized']);
+    expect(await client.cancel(id)).toBe('cancelled');
+    await waitFor('both chunks to fail', async () => ((await states()).every((s) => s === 'failed') ? true : undefined), 120_000);
+    // Read once both ended (a job read before its state would be stale). Each failed on its first attempt
+    // as a cancel, the waiting one without starting to label.
+    const ended = await Promise.all(chunks.map(async (c) => (await queues.chunks.getJob(c))!));
+    expect(ended.map((j) => [j.id, j.failedReason, j.attemptsMade])).toEqual(chunks.map((c) => [c, 'job cancelled', 1]));
+    await holes.set('pass');
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code, w.output()).toBe(0);
+    expect(await queues.fair.backlog('erin')).toBe(0);
+  }, 300_000);
+
+  it('a chunk added again after it ended (a plan resumed after a lost lock, overlapping the first) does not rejoin the backlog', async () => {
+    await uploadSet(store, 's3://in/replan/', cocoImageNames(2));
+    const w = worker();
+    await workerReady(w);
+    const id = await enqueue('replan', 'frank');
+    const view = await waitForEnd(client, id, 120_000);
+    expect(view.status, w.output()).toBe('completed');
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code, w.output()).toBe(0);
+    const chunk = chunkJobId(id, 0);
+    expect(await (await queues.chunks.getJob(chunk))!.getState()).toBe('completed');
+    expect(await queues.fair.backlog('frank')).toBe(0);
+    // What the resumed plan's addChunk asks before its chunks.add (which BullMQ ignores for an existing id):
+    // the ended chunk ranks at the empty backlog and is not counted again, for no end will remove it.
+    expect(await queues.fair.chunkPriority('frank', chunk, undefined)).toBe(setJobPriority(undefined));
+    expect(await queues.fair.backlog('frank')).toBe(0);
+    // A chunk that has not ended (here: not added yet) still joins.
+    await queues.fair.chunkPriority('frank', chunkJobId(id, 1), undefined);
+    expect(await queues.fair.backlog('frank')).toBe(1);
+    await queues.fair.chunkEnded('frank', chunkJobId(id, 1));
   }, 300_000);
 });

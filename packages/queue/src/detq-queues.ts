@@ -30,7 +30,12 @@ export class DetqQueues {
     this.index = new IncrementalIndex(redis, config.prefix);
     this.metrics = new MetricsStore(redis, this.jobs);
     this.principals = new PrincipalStore(redis, this.jobs.key('principals'));
-    this.fair = new FairShare(redis, (principal) => this.jobs.key('backlog', principal), this.jobs.key('backlog-tenants'));
+    this.fair = new FairShare(
+      redis,
+      (principal) => this.jobs.key('backlog', principal),
+      (chunkId) => this.chunks.toKey(chunkId),
+      this.jobs.key('backlog-tenants'),
+    );
   }
 
   async close(): Promise<void> {
