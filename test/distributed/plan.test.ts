@@ -46,6 +46,22 @@ class FaultStore implements ObjectStore {
   }
 }
 
+/** A private queue set on its own prefix and a bare BullMQ worker on one of its queues (to move jobs by hand), removed after `use`. */
+async function withBareWorker(queue: string, use: (q: DetqQueues, bull: BullWorker) => Promise<void>): Promise<void> {
+  const cfg = testQueueConfig();
+  const q = new DetqQueues(cfg);
+  const connection = q.redis.duplicate();
+  const bull = new BullWorker(queue, null, { connection, prefix: cfg.prefix });
+  try {
+    await use(q, bull);
+  } finally {
+    await bull.close();
+    connection.disconnect();
+    await q.close();
+    await dropPrefix(cfg.prefix);
+  }
+}
+
 const transient = () => Object.assign(new Error('injected: connection reset while listing'), { code: 'ECONNRESET' });
 
 describe('persisted plan: re-planning, shared outputs, cancel while planning, failed chunks, re-runs', () => {
@@ -242,11 +258,7 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
   }, 300_000);
 
   it('a set job BullMQ fails outside the processor is reconciled into the store by the sweep', async () => {
-    const cfg = testQueueConfig();
-    const q = new DetqQueues(cfg);
-    const connection = q.redis.duplicate();
-    const bull = new BullWorker(SET_QUEUE, null, { connection, prefix: cfg.prefix });
-    try {
+    await withBareWorker(SET_QUEUE, async (q, bull) => {
       const { id } = await new JobClient(q).enqueue(jobSpecSchema.parse({ input: { uri: 's3://in/none/' }, output: { uri: 's3://out/none/' } }));
       // What the stall limit does to a job whose workers keep dying: BullMQ moves it to failed itself.
       const job = (await bull.getNextJob('tok'))!;
@@ -259,27 +271,18 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
       expect(await q.jobs.live()).toEqual([]);
       // Its keys now expire DETQ_JOB_TTL after the end.
       expect(await q.redis.ttl(q.jobs.key('job', id))).toBeGreaterThan(q.jobs.ttlSeconds - 60);
-    } finally {
-      await bull.close();
-      connection.disconnect();
-      await q.close();
-      await dropPrefix(cfg.prefix);
-    }
+    });
   }, 60_000);
 
   it("the sweep takes chunks that ended unrecorded out of their tenant's backlog, and keeps waiting ones", async () => {
-    const cfg = testQueueConfig();
-    const q = new DetqQueues(cfg);
-    const connection = q.redis.duplicate();
-    const bull = new BullWorker(CHUNK_QUEUE, null, { connection, prefix: cfg.prefix });
     const data = (index: number): ChunkJobData => ({ setId: 'swept', index, resultUri: `s3://out/swept/${index}.jsonl`, images: [], params: jobSpecSchema.parse({ input: { uri: 's3://in/s/' }, output: { uri: 's3://out/s/' } }).params, model: { uri: 'default' } });
-    const add = async (index: number) => {
-      const jobId = `swept-c${index}`;
-      // As the planner does it: counted, then added.
-      await q.chunks.add('chunk', data(index), { jobId, priority: await q.fair.chunkPriority('tenant-s', jobId, undefined) });
-      return jobId;
-    };
-    try {
+    await withBareWorker(CHUNK_QUEUE, async (q, bull) => {
+      const add = async (index: number) => {
+        const jobId = `swept-c${index}`;
+        // As the planner does it: counted, then added.
+        await q.chunks.add('chunk', data(index), { jobId, priority: await q.fair.chunkPriority('tenant-s', jobId, undefined) });
+        return jobId;
+      };
       // A chunk that completed, but whose worker died before the backlog heard of it (no Worker here listens).
       const done = await add(0);
       const job = (await bull.getNextJob('tok'))!;
@@ -297,12 +300,7 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
       expect(await q.fair.backlog('tenant-s')).toBe(1);
       expect(await q.redis.smembers(q.jobs.key('backlog', 'tenant-s'))).toEqual([waiting]);
       expect(await q.redis.smembers(q.jobs.key('backlog-tenants'))).toEqual(['tenant-s']);
-    } finally {
-      await bull.close();
-      connection.disconnect();
-      await q.close();
-      await dropPrefix(cfg.prefix);
-    }
+    });
   }, 60_000);
 
   it('honest progress: a chunk re-run from 0 never lowers nor doubles the counts; img/s counts labelled images only', async () => {
