@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, createToken, TokenStore } from '@detq/api';
-import { REPO_ROOT, type ImageRecord } from '@detq/core';
+import { REPO_ROOT, runSummarySchema, type ImageRecord } from '@detq/core';
 import { DetqQueues, JobClient } from '@detq/queue';
 import { S3Store, s3ConfigFromEnv } from '@detq/storage';
 import { createWorker, workerSettingsFromEnv, type DetqWorker } from '@detq/worker';
@@ -184,6 +184,11 @@ describe('dashboard in headless Chromium: sign in, enqueue, live progress, galle
     await page.locator('[data-status="completed_with_errors"]').waitFor({ timeout: 120_000 });
     expect(await page.locator('[data-count="done"]').textContent()).toBe('16');
     expect(await page.locator('[data-count="failed"]').textContent()).toBe('4');
+    // The ended job's figures come from its summary.json.
+    const summary = runSummarySchema.parse(JSON.parse((await store.get('s3://out/dash/summary.json')).toString()));
+    await expect.poll(() => page.locator('[data-stat="time"]').getAttribute('data-seconds')).toBe(String(summary.timing.seconds));
+    expect(await page.locator('[data-stat="time"]').textContent()).toMatch(/^\d+ (s|min \d+ s)$/);
+    expect(await page.locator('[data-stat="detections"]').textContent()).toBe(String(summary.counts.detections));
     const codes = () => page.locator('table.errors tr[data-code]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-code')).sort());
     await expect.poll(codes).toEqual([...new Set(Object.values(BAD).map((b) => b.code))].sort());
     await page.locator('.chart canvas').waitFor();

@@ -8,6 +8,7 @@ export * from './hash';
 export * from './safe-key';
 export * from './version';
 export * from './run-summary';
+export * from './build-run-summary';
 export * from './engine-header';
 export * from './class-colours';
 export * from './dashboard-queries';

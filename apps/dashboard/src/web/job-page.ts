@@ -73,9 +73,9 @@ export function JobPage({ id }: { id: string }) {
       <div><dt>Images</dt><dd data-count="total">${view.counts.total}</dd></div>
       <div><dt>Done</dt><dd data-count="done">${view.counts.done}</dd></div>
       <div><dt>Failed</dt><dd data-count="failed">${view.counts.failed}</dd></div>
-      <div><dt>Detections</dt><dd>${summary?.counts.detections ?? '—'}</dd></div>
+      <div><dt>Detections</dt><dd data-stat="detections">${summary?.counts.detections ?? '—'}</dd></div>
       <div><dt>img/s</dt><dd>${view.imagesPerSecond}</dd></div>
-      <div><dt>${ended ? 'Took' : 'ETA'}</dt><dd>${ended ? fmtDuration(summary?.durationSeconds) : fmtDuration(view.eta)}</dd></div>
+      <div><dt>${ended ? 'Took' : 'ETA'}</dt><dd data-stat="time" data-seconds=${ended ? summary?.timing.seconds : view.eta}>${fmtDuration(ended ? summary?.timing.seconds : view.eta)}</dd></div>
       <div><dt>Created</dt><dd>${fmtDate(view.createdAt)}</dd></div>
     </dl>
     <${Section} title="Throughput"><${ThroughputChart} data=${throughput} /></${Section}>

@@ -1,41 +1,15 @@
-import type { JobSpec, JobStatus } from '@detq/core/job-spec';
+import type { JobView } from '@detq/core/api-schemas';
+import type { RunSummary } from '@detq/core/run-summary';
+import type { JobSpec } from '@detq/core/job-spec';
 import type { Detection } from '@detq/core/schemas';
 
-/** Shapes of the API answers the dashboard reads (the API's own types live server-side). */
-export interface JobView {
-  id: string;
-  status: JobStatus;
-  counts: { total: number; done: number; failed: number };
-  progress: number | null;
-  imagesPerSecond: number;
-  eta: number | null;
-  output: string;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  error?: string;
-  owner?: string;
-  model?: string;
-}
-
-export interface Summary {
-  counts: { total: number; labelled: number; failed: number; detections: number; chunks: number; failedChunks: number };
-  errorsByCode: Record<string, number>;
-  durationSeconds: number;
-  imagesPerSecond: number;
-  files: string[];
-  provenance: {
-    model?: { name: string; sha256: string; engine: string; imgsz: [number, number] };
-    engines: { kind: string; runtimeVersion: string; device: string; precision: string }[];
-    params: Record<string, unknown>;
-    versions: Record<string, string>;
-  };
-}
-
+/** Shapes of the API answers the dashboard reads: the API's own schemas where it has them. */
+export type { JobView, ScheduleView } from '@detq/core/api-schemas';
+export type { RunSummary as Summary } from '@detq/core/run-summary';
 export interface JobDetail {
   job: JobView;
   spec: Pick<JobSpec, 'input' | 'output' | 'model' | 'params' | 'chunkSize' | 'priority' | 'incremental'>;
-  summary: Summary | null;
+  summary: RunSummary | null;
 }
 
 export interface RecordView {
@@ -68,9 +42,3 @@ export interface WorkerView {
   imagesPerSecond?: number;
 }
 
-export interface ScheduleView {
-  id: string;
-  cron: string;
-  tz?: string;
-  next?: string;
-}
