@@ -18,13 +18,16 @@ import type { ChunkJobData } from './job-data';
  */
 export const RANKS_PER_PRIORITY = 2048;
 
-// KEYS[1] the tenant's backlog set, KEYS[2] the chunk's BullMQ job hash; ARGV[1] chunk job id. Returns the
-// backlog before the chunk joined it. A chunk that already ended (a plan resumed after its lock was lost,
-// overlapping the first run) is not added: its end was heard already and will not be heard again. BullMQ
-// sets finishedOn in the same script that moves a job to completed or failed, before its event.
+// KEYS[1] the tenant's backlog set, KEYS[2] the chunk's BullMQ job hash, KEYS[3] the index of tenants;
+// ARGV[1] chunk job id, ARGV[2] the tenant. Returns the backlog before the chunk joined it. A chunk that
+// already ended (a plan resumed after its lock was lost, overlapping the first run) is not added: its end
+// was heard already and will not be heard again. BullMQ sets finishedOn in the same script that moves a
+// job to completed or failed, before its event. The tenant is indexed in the same step, so a non-empty
+// backlog is always one the repair sweep walks.
 const JOIN = `
 local before = redis.call('SCARD', KEYS[1])
 if redis.call('HEXISTS', KEYS[2], 'finishedOn') == 0 then redis.call('SADD', KEYS[1], ARGV[1]) end
+redis.call('SADD', KEYS[3], ARGV[2])
 return before`;
 
 // KEYS[1] the tenant's backlog set, KEYS[2] the index of tenants; ARGV[1] the tenant. Atomic, so a chunk
@@ -47,7 +50,7 @@ export class FairShare {
     /** The set of tenants that have (or recently had) a backlog: what the repair sweep walks. */
     private readonly tenantsKey: string,
   ) {
-    redis.defineCommand('detqFairJoin', { numberOfKeys: 2, lua: JOIN });
+    redis.defineCommand('detqFairJoin', { numberOfKeys: 3, lua: JOIN });
     redis.defineCommand('detqFairLeaveIndex', { numberOfKeys: 2, lua: LEAVE_INDEX_IF_EMPTY });
   }
 
@@ -57,9 +60,7 @@ export class FairShare {
    */
   async chunkPriority(principal: string, chunkId: string, priority: number | undefined): Promise<number> {
     const join = (this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>).detqFairJoin!;
-    const backlog = await join.call(this.redis, this.keyOf(principal), this.chunkKeyOf(chunkId), chunkId);
-    // After the join: whenever the set is not empty its tenant is indexed.
-    await this.redis.sadd(this.tenantsKey, principal);
+    const backlog = await join.call(this.redis, this.keyOf(principal), this.chunkKeyOf(chunkId), this.tenantsKey, chunkId, principal);
     return setJobPriority(priority) + Math.min(backlog, RANKS_PER_PRIORITY - 1);
   }
 

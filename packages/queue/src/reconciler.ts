@@ -48,7 +48,14 @@ export class Reconciler {
     const failed: string[] = [];
     for (const id of await this.queues.jobs.live()) if (await this.reconcile(id, now)) failed.push(id);
     const expired = await this.queues.jobs.sweepExpired(now);
-    return { failed, expired, backlog: await this.queues.fair.repair((id) => this.chunkEnded(id, now)) };
+    const seen = new Set<string>();
+    const backlog = await this.queues.fair.repair((id) => {
+      seen.add(id);
+      return this.chunkEnded(id, now);
+    });
+    // Ids another worker's sweep (or a late end) took out are not tracked any longer.
+    for (const id of this.chunkMissingSince.keys()) if (!seen.has(id)) this.chunkMissingSince.delete(id);
+    return { failed, expired, backlog };
   }
 
   /**
