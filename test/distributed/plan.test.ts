@@ -4,11 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobSpecSchema, type JobSpecInput } from '@detq/core';
 import { createServer, createToken, TokenStore } from '@detq/api';
 import { CHUNK_QUEUE, DetqQueues, JobClient, OutputBusyError, Reconciler, SET_QUEUE, type ChunkJobData, type JobView } from '@detq/queue';
-import { S3Store, s3ConfigFromEnv, type ListOptions, type ObjectEntry, type ObjectStore } from '@detq/storage';
-import { createWorker, workerSettingsFromEnv, type DetqWorker } from '@detq/worker';
-import { startS3Server, type TestS3Server } from '../helpers/s3-server';
+import type { ListOptions, ObjectEntry, ObjectStore, S3Store } from '@detq/storage';
 import { cocoImageNames } from '../helpers/fixtures';
 import { badFiles, dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
+import { startInProcessWorker, type InProcessWorker } from './in-process-worker';
 
 /**
  * The worker's store with faults a test switches on: a hook before every entry of an input listing (to
@@ -65,12 +64,11 @@ async function withBareWorker(queue: string, use: (q: DetqQueues, bull: BullWork
 const transient = () => Object.assign(new Error('injected: connection reset while listing'), { code: 'ECONNRESET' });
 
 describe('persisted plan: re-planning, shared outputs, cancel while planning, failed chunks, re-runs', () => {
-  let s3: TestS3Server;
   let store: S3Store;
   let fault: FaultStore;
-  let worker: DetqWorker;
   let queues: DetqQueues;
   let client: JobClient;
+  let running: InProcessWorker | undefined;
   const config = testQueueConfig();
   const bad = badFiles();
   const empties = (n: number, dir = 'e') => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${dir}/empty-${i}.jpg`, { bytes: Buffer.alloc(0), code: 'EMPTY_FILE' }]));
@@ -90,25 +88,11 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
   };
 
   beforeAll(async () => {
-    s3 = await startS3Server();
-    Object.assign(process.env, s3.env);
-    store = new S3Store(s3ConfigFromEnv(s3.env));
-    fault = new FaultStore(store);
-    worker = await createWorker(
-      { ...workerSettingsFromEnv({ DETQ_ALLOW_VOLATILE_REDIS: '1' }), queue: config, threads: 2, progressIntervalMs: 200, attempts: 2 },
-      { store: fault, log: () => {} },
-    );
-    queues = new DetqQueues(config);
-    client = new JobClient(queues);
+    running = await startInProcessWorker(config, { attempts: 2 }, (s3) => (fault = new FaultStore(s3)));
+    ({ store, queues, client } = running);
   }, 60_000);
 
-  afterAll(async () => {
-    await worker?.close();
-    await queues?.close();
-    await dropPrefix(config.prefix);
-    store?.destroy();
-    await s3?.stop();
-  });
+  afterAll(() => running?.stop());
 
   it('an incremental job whose planning fails after 3 chunks completed resumes after the recorded cursor', async () => {
     const keys = await uploadSet(store, 's3://in/replan/', cocoImageNames(8), { ...bad, ...empties(4) });

@@ -2,37 +2,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGE_ERROR_CODES, jobSpecSchema, runSummarySchema } from '@detq/core';
 import { createServer, createToken, TokenStore } from '@detq/api';
 import { DetqQueues, JobClient, ScheduleClient, type JobView } from '@detq/queue';
-import { S3Store, s3ConfigFromEnv } from '@detq/storage';
-import { createWorker, workerSettingsFromEnv, type DetqWorker } from '@detq/worker';
-import { startS3Server, type TestS3Server } from '../helpers/s3-server';
+import type { S3Store } from '@detq/storage';
 import { cocoImageNames } from '../helpers/fixtures';
-import { badFiles, dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
+import { badFiles, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
+import { startInProcessWorker, type InProcessWorker } from './in-process-worker';
 
 describe('worker (in process): sets, cancel, SSE, schedules', () => {
-  let s3: TestS3Server;
   let store: S3Store;
-  let worker: DetqWorker;
   let queues: DetqQueues;
   let client: JobClient;
+  let running: InProcessWorker | undefined;
   const config = testQueueConfig();
 
   beforeAll(async () => {
-    s3 = await startS3Server();
-    Object.assign(process.env, s3.env);
-    store = new S3Store(s3ConfigFromEnv(s3.env));
-    // The shared test Redis may run without persistence; durability has its own test (worker-faults).
-    worker = await createWorker({ ...workerSettingsFromEnv({ DETQ_ALLOW_VOLATILE_REDIS: '1' }), queue: config, threads: 2, progressIntervalMs: 200 }, { log: () => {} });
-    queues = new DetqQueues(config);
-    client = new JobClient(queues);
+    running = await startInProcessWorker(config);
+    ({ store, queues, client } = running);
   }, 60_000);
 
-  afterAll(async () => {
-    await worker?.close();
-    await queues?.close();
-    await dropPrefix(config.prefix);
-    store?.destroy();
-    await s3?.stop();
-  });
+  afterAll(() => running?.stop());
 
   it('labels a set with bad files: every file once in the manifest, bad ones with their codes', async () => {
     const bad = badFiles();
