@@ -71,6 +71,24 @@ export const scheduleListSchema = z.object({ schedules: z.array(scheduleViewSche
 
 export const cancelResponseSchema = z.object({ id: z.string(), status: z.literal('cancelled') });
 
+/** A worker's last report (the workers page, `GET /v1/workers` with the worker's id added). */
+export const workerStatsSchema = z.object({
+  batches: z.number().int(),
+  frames: z.number().int(),
+  fill: z.number(),
+  /** ms since epoch of the report. */
+  at: z.number(),
+  /** What the dashboard's workers page shows (absent in reports of older workers); the model is the worker's default. */
+  model: z.string().optional(),
+  engine: z.string().optional(),
+  device: z.string().optional(),
+  /** Chunk jobs being labelled at the time of the report. */
+  activeChunks: z.number().int().optional(),
+  /** Frames per second since the worker's previous report. */
+  imagesPerSecond: z.number().optional(),
+});
+export type WorkerStats = z.infer<typeof workerStatsSchema>;
+
 export const readinessSchema = z.object({
   redis: z.string().describe('"ok", or why Redis is not usable'),
   s3: z.string().describe('"ok", or why S3 is not usable'),

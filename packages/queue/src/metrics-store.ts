@@ -1,22 +1,6 @@
-import { jobStatusSchema, type JobStatus } from '@detq/core';
+import { jobStatusSchema, type JobStatus, type WorkerStats } from '@detq/core';
 import type { JobStore } from './job-store';
 import type { RedisClient } from './config';
-
-export interface WorkerStats {
-  batches: number;
-  frames: number;
-  fill: number;
-  /** ms since epoch of the report. */
-  at: number;
-  /** What the dashboard's workers page shows (absent in reports of older workers); the model is the worker's default. */
-  model?: string;
-  engine?: string;
-  device?: string;
-  /** Chunk jobs being labelled at the time of the report. */
-  activeChunks?: number;
-  /** Frames per second since the worker's previous report. */
-  imagesPerSecond?: number;
-}
 
 /**
  * The few numbers /metrics needs that live in workers: each worker reports its batcher counters every

@@ -1,4 +1,4 @@
-import type { JobView } from '@detq/core/api-schemas';
+import type { JobView, WorkerStats } from '@detq/core/api-schemas';
 import type { RunSummary } from '@detq/core/run-summary';
 import type { JobSpec } from '@detq/core/job-spec';
 import type { Detection } from '@detq/core/schemas';
@@ -29,16 +29,5 @@ export interface RecordsPage {
   written: number;
 }
 
-export interface WorkerView {
-  id: string;
-  frames: number;
-  batches: number;
-  fill: number;
-  at: number;
-  model?: string;
-  engine?: string;
-  device?: string;
-  activeChunks?: number;
-  imagesPerSecond?: number;
-}
+export type WorkerView = WorkerStats & { id: string };
 
