@@ -284,6 +284,18 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
       expect(await q.fair.backlog('tenant-s')).toBe(1);
       expect(await q.redis.smembers(q.jobs.key('backlog', 'tenant-s'))).toEqual([waiting]);
       expect(await q.redis.smembers(q.jobs.key('backlog-tenants'))).toEqual(['tenant-s']);
+      // A chunk added between the sweep's look and its removal stays counted, as does every live one.
+      await q.fair.chunkPriority('tenant-s', 'swept-c3', undefined);
+      const racing = await q.fair.repair(async (id) => {
+        if (id === 'swept-c3') await q.chunks.add('chunk', data(3), { jobId: id });
+        return true;
+      });
+      expect(racing).toEqual([]);
+      expect((await q.redis.smembers(q.jobs.key('backlog', 'tenant-s'))).sort()).toEqual([waiting, 'swept-c3']);
+      // A timer firing during a sweep joins it instead of starting a second one.
+      const first = reconciler.sweep();
+      expect(reconciler.sweep()).toBe(first);
+      await first;
     });
   }, 60_000);
 

@@ -35,6 +35,15 @@ return before`;
 const LEAVE_INDEX_IF_EMPTY = `
 if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end`;
 
+// KEYS[1] the tenant's backlog set, KEYS[2] the chunk's BullMQ job hash; ARGV[1] chunk job id. The repair's
+// removal: only while the chunk is still finished or still without a job, so a chunk added (or re-added)
+// since the sweep looked at it stays counted. Returns 1 when the id left the set.
+const LEAVE_IF_ENDED = `
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[2], 'finishedOn') == 1 then
+  return redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 0`;
+
 /** The BullMQ priority (1 = first) of a job's own set job: its priority level's first rank. */
 export function setJobPriority(priority: number | undefined): number {
   return ((priority ?? DEFAULT_PRIORITY) - 1) * RANKS_PER_PRIORITY + 1;
@@ -52,6 +61,7 @@ export class FairShare {
   ) {
     redis.defineCommand('detqFairJoin', { numberOfKeys: 3, lua: JOIN });
     redis.defineCommand('detqFairLeaveIndex', { numberOfKeys: 2, lua: LEAVE_INDEX_IF_EMPTY });
+    redis.defineCommand('detqFairLeaveIfEnded', { numberOfKeys: 2, lua: LEAVE_IF_ENDED });
   }
 
   /**
@@ -75,16 +85,13 @@ export class FairShare {
    * which `ended` says so leave its set. Returns the ids taken out.
    */
   async repair(ended: (chunkId: string) => Promise<boolean>): Promise<string[]> {
-    const leave = (this.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>).detqFairLeaveIndex!;
+    const scripts = this.redis as unknown as Record<string, (...a: string[]) => Promise<number>>;
     const removed: string[] = [];
     for (const principal of await this.redis.smembers(this.tenantsKey)) {
       const key = this.keyOf(principal);
       for (const id of await this.redis.smembers(key))
-        if (await ended(id)) {
-          await this.redis.srem(key, id);
-          removed.push(id);
-        }
-      await leave.call(this.redis, key, this.tenantsKey, principal);
+        if ((await ended(id)) && (await scripts.detqFairLeaveIfEnded!.call(this.redis, key, this.chunkKeyOf(id), id)) === 1) removed.push(id);
+      await scripts.detqFairLeaveIndex!.call(this.redis, key, this.tenantsKey, principal);
     }
     return removed;
   }

@@ -15,6 +15,8 @@ const LOST_AFTER_MS = 60_000;
 export class Reconciler {
   /** Chunk ids in a backlog with no BullMQ job, and when this process first saw that. */
   private readonly chunkMissingSince = new Map<string, number>();
+  /** The sweep under way: a timer firing while it still runs joins it instead of starting a second. */
+  private sweeping?: Promise<{ failed: string[]; expired: number; backlog: string[] }>;
 
   constructor(private readonly queues: DetqQueues) {}
 
@@ -44,7 +46,12 @@ export class Reconciler {
    * One sweep: every live job reconciled, expired jobs dropped from the index, and chunks that ended
    * without leaving their tenant's fair-share backlog taken out of it.
    */
-  async sweep(now = Date.now()): Promise<{ failed: string[]; expired: number; backlog: string[] }> {
+  sweep(now = Date.now()): Promise<{ failed: string[]; expired: number; backlog: string[] }> {
+    this.sweeping ??= this.sweepOnce(now).finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweepOnce(now: number): Promise<{ failed: string[]; expired: number; backlog: string[] }> {
     const failed: string[] = [];
     for (const id of await this.queues.jobs.live()) if (await this.reconcile(id, now)) failed.push(id);
     const expired = await this.queues.jobs.sweepExpired(now);
