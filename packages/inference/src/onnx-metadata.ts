@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { FatalError } from '@detq/core';
+import { readVarint, WIRE_LEN, wireFields } from './onnx-protobuf';
 
 /** What detq needs from an Ultralytics ONNX export's metadata_props. */
 export interface ModelMetadata {
@@ -16,29 +17,13 @@ export interface ModelMetadata {
 // metadata never parses the weights.
 const METADATA_PROPS = 14;
 
-function readVarint(buf: Buffer, pos: number): [number, number] {
-  let result = 0;
-  let shift = 0;
-  for (;;) {
-    if (pos >= buf.length) throw new Error('truncated varint');
-    const b = buf[pos++]!;
-    result += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return [result, pos];
-    shift += 7;
-  }
-}
-
 function parseEntry(buf: Buffer): [string, string] {
   let key = '';
   let value = '';
-  let pos = 0;
-  while (pos < buf.length) {
-    const [tag, p1] = readVarint(buf, pos);
-    const [len, p2] = readVarint(buf, p1);
-    const text = buf.toString('utf8', p2, p2 + len);
-    if (tag >>> 3 === 1) key = text;
-    else if (tag >>> 3 === 2) value = text;
-    pos = p2 + len;
+  for (const f of wireFields(buf)) {
+    if (f.wire !== WIRE_LEN) continue;
+    if (f.field === 1) key = buf.toString('utf8', f.valueStart, f.end);
+    else if (f.field === 2) value = buf.toString('utf8', f.valueStart, f.end);
   }
   return [key, value];
 }
