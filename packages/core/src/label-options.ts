@@ -39,6 +39,7 @@ export const labelFlagsSchema = z.object({
   /** Default by engine (label.ts): ONNX Runtime on the CPU is fastest at batch 1, GPU engines batch. */
   batch: z.coerce.number().int().min(1).max(256).optional(),
   threads: z.coerce.number().int().min(1).max(256).optional(),
+  sessions: z.coerce.number().int().min(1).max(256).optional(),
   formats: z
     .string()
     .default('jsonl')

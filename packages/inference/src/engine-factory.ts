@@ -11,6 +11,8 @@ export interface EngineOptions {
   modelPath: string;
   numClasses: number;
   threads?: number;
+  /** onnxruntime-cpu sessions sharing the threads (default: defaultCpuSessions). */
+  sessions?: number;
   maxBatch?: number;
   imgsz?: [number, number];
   /** FP16 on GPU engines. */

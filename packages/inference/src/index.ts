@@ -1,6 +1,7 @@
 export * from './engine';
 export * from './engine-factory';
 export * from './onnx-metadata';
+export * from './onnx-graph-edits';
 export * from './model-metadata';
 export * from './torchscript-metadata';
 export * from './onnxruntime-engine';

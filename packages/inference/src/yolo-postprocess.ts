@@ -64,6 +64,48 @@ export function postprocess(
       }
   }
 
+  return suppress(out, offset, anchors, candA, candC, candS, params, lb);
+}
+
+/**
+ * `postprocess` for the best-class output detq adds to ONNX models (onnx-graph-edits.ts): `out` is
+ * [6, anchors], the four box rows, then each anchor's best class score and that class (the lowest on
+ * ties, as torch's max and ONNX's ArgMax both pick). The same detections as `postprocess` of the full
+ * output without multiLabel, from 6 rows instead of 4 + numClasses.
+ */
+export function postprocessBestClass(out: Float32Array, offset: number, anchors: number, params: DetectParams, lb: Letterbox): FrameDetections {
+  const conf = Math.fround(params.conf);
+  const wanted = params.classes ? new Set(params.classes) : undefined;
+  const scores = offset + 4 * anchors;
+  const classes = offset + 5 * anchors;
+  const candA: number[] = [];
+  const candC: number[] = [];
+  const candS: number[] = [];
+  for (let a = 0; a < anchors; a++) {
+    const s = out[scores + a]!;
+    if (s > conf && (!wanted || wanted.has(out[classes + a]!))) {
+      candA.push(a);
+      candC.push(out[classes + a]!);
+      candS.push(s);
+    }
+  }
+  return suppress(out, offset, anchors, candA, candC, candS, params, lb);
+}
+
+/**
+ * Greedy NMS of the candidates (anchor, class, score, in anchor order) over the box rows of `out`, then
+ * the kept boxes mapped back through the letterbox.
+ */
+function suppress(
+  out: Float32Array,
+  offset: number,
+  anchors: number,
+  candA: number[],
+  candC: number[],
+  candS: number[],
+  params: DetectParams,
+  lb: Letterbox,
+): FrameDetections {
   const order = Array.from(candS.keys()).sort((i, j) => candS[j]! - candS[i]! || i - j);
   if (order.length > MAX_NMS) order.length = MAX_NMS;
 

@@ -25,6 +25,8 @@ export interface LocalRunOptions extends InputFilter {
   imgsz?: [number, number];
   batch: number;
   threads?: number;
+  /** onnxruntime-cpu sessions sharing the threads. */
+  sessions?: number;
   formats: OutputFormat[];
   previews: number;
   saveConf?: boolean;
@@ -76,6 +78,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       engine: options.engine ?? 'onnxruntime-cpu',
       maxBatch: options.batch,
       ...(options.threads !== undefined && { threads: options.threads }),
+      ...(options.sessions !== undefined && { sessions: options.sessions }),
       ...(options.imgsz && { imgsz: options.imgsz }),
       ...(options.half !== undefined && { half: options.half }),
       ...(hooks.notice && { notice: hooks.notice }),

@@ -5,6 +5,8 @@ import { resolveModel, type ResolvedModel, type ResolveModelOptions } from './mo
 export interface OpenEngineOptions extends ResolveModelOptions {
   engine?: EngineChoice;
   threads?: number;
+  /** onnxruntime-cpu sessions sharing the threads. */
+  sessions?: number;
   maxBatch?: number;
   imgsz?: [number, number];
   half?: boolean;
@@ -28,6 +30,7 @@ export async function openEngine(options: OpenEngineOptions = {}): Promise<Opene
     modelPath: resolved.path,
     numClasses: resolved.metadata.names.length || 80,
     ...(options.threads !== undefined && { threads: options.threads }),
+    ...(options.sessions !== undefined && { sessions: options.sessions }),
     ...(options.maxBatch !== undefined && { maxBatch: options.maxBatch }),
     ...((options.imgsz ?? resolved.metadata.imgsz) && { imgsz: options.imgsz ?? resolved.metadata.imgsz }),
     ...(options.half !== undefined && { half: options.half }),
