@@ -5,14 +5,18 @@
 // Engine-only is the bare session: pre-made float32 CHW tensors, nothing of detq in the timed loop (no
 // uint8 -> float conversion, no NMS, no batcher), at the best batch for the machine. End to end is
 // `detq label <folder> --out <tmp>` with its default flags, its rate read from summary.json (labelling
-// time, model load excluded, as for the bare session).
+// time, model load excluded, as for the bare session). detq's default splits the threads between
+// sessions (defaultCpuSessions), so two more columns compare like with like: the bare sessions in that
+// same layout, and `detq label --sessions 1 --batch B` against the single bare session at its batch B.
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { runSummarySchema, sharedDir } from '@detq/core';
 import { main } from '@detq/cli';
+import { defaultCpuSessions } from '@detq/inference';
 import { FramePreparer, resolveModel } from '@detq/pipeline';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
@@ -67,13 +71,48 @@ async function bareSession(images: Float32Array[], batch: number): Promise<numbe
   return images.length / ((performance.now() - t) / 1000);
 }
 
-/** `detq label` with its defaults; its labelling rate from summary.json. */
-async function detqLabel(dir: string): Promise<number> {
+// One bare session on its own thread (ONNX Runtime's run blocks the thread that calls it): batch 1 over
+// its share of the tensors, timed from a common start.
+const SESSION_THREAD = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ort = require('onnxruntime-node');
+(async () => {
+  const { model, threads, images, h, w } = workerData;
+  const s = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
+  const feeds = images.map((d) => ({ [s.inputNames[0]]: new ort.Tensor('float32', d, [1, 3, h, w]) }));
+  await s.run(feeds[0]);
+  parentPort.postMessage('ready');
+  parentPort.once('message', async () => {
+    for (const f of feeds) await s.run(f);
+    parentPort.postMessage('done');
+  });
+})();`;
+
+/** Images per second of `sessions` bare sessions side by side, the threads shared out as detq does. */
+async function bareSessions(images: Float32Array[], sessions: number): Promise<number> {
+  const workers = Array.from({ length: sessions }, (_, k) => new Worker(SESSION_THREAD, {
+    eval: true,
+    workerData: { model: model.path, threads: Math.floor(threads / sessions), images: images.filter((_, i) => i % sessions === k), h: imgH, w: imgW },
+  }));
+  const next = () => Promise.all(workers.map((w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))));
+  try {
+    await next();
+    const t = performance.now();
+    for (const w of workers) w.postMessage('go');
+    await next();
+    return images.length / ((performance.now() - t) / 1000);
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
+
+/** `detq label` with its defaults (plus `flags`); its labelling rate from summary.json. */
+async function detqLabel(dir: string, flags: string[] = []): Promise<number> {
   const out = join(work, `out-${Date.now()}`);
   const write = process.stderr.write.bind(process.stderr);
   process.stderr.write = () => true;
   try {
-    if ((await main(['node', 'detq', 'label', dir, '--out', out])) !== 0) throw new Error(`detq label ${dir} failed`);
+    if ((await main(['node', 'detq', 'label', dir, '--out', out, ...flags])) !== 0) throw new Error(`detq label ${dir} failed`);
   } finally {
     process.stderr.write = write;
   }
@@ -107,7 +146,8 @@ try {
   await detqLabel(join(work, 'warm-up')); // page cache and JIT of the detq code path
   const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
   console.log(`detq bench:cpu — ${model.name}, ${threads} threads, onnxruntime ${ort.env.versions?.node ?? '?'}, load average ${load()}`);
-  const rows: [string, number, number, number][] = [];
+  const sessions = defaultCpuSessions(threads);
+  const rows: { name: string; bare: number; batch: number; layout: number; e2e: number; e2eOne: number }[] = [];
   // The batch sweep runs on coco128; every tensor is 640x640 whatever the source size, so the mixed set
   // reuses the best batch found there.
   let bestBatch = 0;
@@ -120,14 +160,21 @@ try {
       if (rate > bare.rate) bare = { batch, rate };
     }
     bestBatch = bare.batch;
+    const layout = sessions > 1 ? await bareSessions(images, sessions) : bare.rate;
+    if (sessions > 1) console.log(`  ${name}: bare, ${sessions} sessions x ${Math.floor(threads / sessions)} threads (detq's default layout), batch 1: ${layout.toFixed(1)} img/s`);
     images.length = 0;
     const e2e = await detqLabel(dir);
     console.log(`  ${name}: detq label: ${e2e.toFixed(1)} img/s`);
-    rows.push([name, bare.rate, bare.batch, e2e]);
+    const e2eOne = await detqLabel(dir, ['--sessions', '1', '--batch', String(bare.batch)]);
+    console.log(`  ${name}: detq label --sessions 1 --batch ${bare.batch}: ${e2eOne.toFixed(1)} img/s`);
+    rows.push({ name, bare: bare.rate, batch: bare.batch, layout, e2e, e2eOne });
   }
-  console.log(`\n${'set'.padEnd(26)} ${'bare session'.padStart(18)} ${'detq label'.padStart(12)} ${'ratio'.padStart(7)}`);
-  for (const [name, bare, batch, e2e] of rows)
-    console.log(`${name.padEnd(26)} ${`${bare.toFixed(1)} (batch ${batch})`.padStart(18)} ${e2e.toFixed(1).padStart(12)} ${(e2e / bare).toFixed(3).padStart(7)}`);
+  const col = (v: string, n: number) => v.padStart(n);
+  console.log(`\n${'set'.padEnd(24)} ${col('bare session', 18)} ${col('detq label', 11)} ${col('ratio', 6)}  | like for like: ${col(`bare ${sessions}x`, 8)} ${col('ratio', 6)} ${col('--sessions 1 --batch B', 22)} ${col('ratio', 6)}`);
+  for (const r of rows)
+    console.log(
+      `${r.name.padEnd(24)} ${col(`${r.bare.toFixed(1)} (batch ${r.batch})`, 18)} ${col(r.e2e.toFixed(1), 11)} ${col((r.e2e / r.bare).toFixed(3), 6)}  |                ${col(r.layout.toFixed(1), 8)} ${col((r.e2e / r.layout).toFixed(3), 6)} ${col(r.e2eOne.toFixed(1), 22)} ${col((r.e2eOne / r.bare).toFixed(3), 6)}`,
+    );
   console.log(`load average at the end ${load()} (other processes on this machine lower both rates; the ratio is taken within this run)`);
 } finally {
   await session.release();
