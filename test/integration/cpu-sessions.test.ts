@@ -36,4 +36,15 @@ describe('onnxruntime-cpu sessions', () => {
     expect(results[1]).toEqual(results[0]);
     expect(results[0]!.flat().length).toBeGreaterThan(6 * 20);
   });
+
+  it('dispose while batches run lets them finish instead of aborting the process, then refuses new ones', async () => {
+    const engine = await OnnxRuntimeEngine.load(MODEL, { numClasses: 80, threads: 2, sessions: 2 });
+    const { frame } = await new FramePreparer(engine.info).prepare(await readFile(join(sharedDir(), 'datasets/samples/images/bus.jpg')));
+    const params = detectParamsSchema.parse({});
+    const running = [engine.infer([frame], params), engine.infer([frame], params), engine.infer([frame], params)];
+    await engine.dispose();
+    const settled = await Promise.allSettled(running);
+    expect(settled.map((s) => (s.status === 'rejected' ? String(s.reason) : s.status))).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
+    await expect(engine.infer([frame], params)).rejects.toThrow('engine disposed');
+  });
 });

@@ -34,10 +34,10 @@ describe('withUint8HwcInput', () => {
     const session = await ort.InferenceSession.create(edited.model, options);
     try {
       expect(edited.dims).toEqual([1, 3, 640, 640]);
-      expect(session.inputNames).toEqual(['images_uint8_nhwc']);
+      expect(session.inputNames).toEqual(['detq_images_uint8_nhwc']);
       expect(session.inputMetadata[0]).toMatchObject({ isTensor: true, type: 'uint8', shape: [1, 640, 640, 3] });
       const want = (await original.run({ images: new ort.Tensor('float32', chw, [1, 3, 640, 640]) })).output0!;
-      const got = (await session.run({ images_uint8_nhwc: new ort.Tensor('uint8', frame.pixels, [1, 640, 640, 3]) })).output0!;
+      const got = (await session.run({ detq_images_uint8_nhwc: new ort.Tensor('uint8', frame.pixels, [1, 640, 640, 3]) })).output0!;
       expect(got.dims).toEqual(want.dims);
       const a = want.data as Float32Array;
       const b = got.data as Float32Array;
@@ -62,8 +62,8 @@ describe('withUint8HwcInput', () => {
   });
 
   it('refuses an input that is not float32 [batch,3,height,width], and onnxruntime-cpu says which model and why', async () => {
-    const fp16 = endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { elemType: 10, dims: ['batch', 3, 2, 2] });
-    const fourChannels = endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { elemType: 1, dims: ['batch', 4, 2, 2] });
+    const fp16 = endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { input: { elemType: 10, dims: ['batch', 3, 2, 2] } });
+    const fourChannels = endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { input: { elemType: 1, dims: ['batch', 4, 2, 2] } });
     expect(() => withUint8HwcInput(fp16)).toThrow(new ModelInputError('input type float16 is not float32'));
     expect(() => withUint8HwcInput(fourChannels)).toThrow(new ModelInputError('input shape [batch,4,2,2] is not [batch,3,height,width]'));
     const dir = await mkdtemp(join(tmpdir(), 'detq-onnx-edit-'));
@@ -78,12 +78,21 @@ describe('withUint8HwcInput', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('reads a negative dimension as a dynamic one', () => {
+    expect(withUint8HwcInput(endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { input: { elemType: 1, dims: [-1, 3, 2, 2] } })).dims).toEqual(['?', 3, 2, 2]);
+  });
 });
 
 describe('withBestClassOutput', () => {
+  it('leaves a model alone whose operator set predates GatherElements (opset 11)', () => {
+    expect(withBestClassOutput(endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { opset: 10 }))).toBeUndefined();
+    expect(withBestClassOutput(endToEndOnnx([1, 1, 1, 1, 1, 1], {}, { opset: 11 }))?.output).toBe('detq_output0_best_class');
+  });
+
   it('gives postprocessBestClass the detections postprocess finds in the full head, whatever conf and class filter', async () => {
-    const edited = withBestClassOutput(withUint8HwcInput(await readFile(MODEL)).model);
-    expect(edited.output).toBe('output0_best_class');
+    const edited = withBestClassOutput(withUint8HwcInput(await readFile(MODEL)).model)!;
+    expect(edited.output).toBe('detq_output0_best_class');
     const session = await ort.InferenceSession.create(edited.model, options);
     const dir = join(sharedDir(), 'datasets/coco128/images/train2017');
     const files = (await readdir(dir)).sort().slice(0, 16);
@@ -92,7 +101,7 @@ describe('withBestClassOutput', () => {
     try {
       for (const f of files) {
         const frame = await letterboxed(join(dir, f));
-        const out = await session.run({ images_uint8_nhwc: new ort.Tensor('uint8', frame.pixels, [1, 640, 640, 3]) }, ['output0', edited.output]);
+        const out = await session.run({ detq_images_uint8_nhwc: new ort.Tensor('uint8', frame.pixels, [1, 640, 640, 3]) }, ['output0', edited.output]);
         const full = out.output0!;
         const best = out[edited.output]!;
         expect(best.dims).toEqual([1, 6, 8400]);

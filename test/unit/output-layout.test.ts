@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { computeLetterbox, detectParamsSchema } from '@detq/core';
 import { decodeEndToEnd, detectOutputLayout, end2endFlag, OnnxRuntimeEngine, ROW } from '@detq/inference';
-import { endToEndOnnx } from '../helpers/tiny-onnx';
+import { endToEndOnnx, externalScale } from '../helpers/tiny-onnx';
 
 const params = (p: object = {}) => detectParamsSchema.parse(p);
 const rows = (d: { rows: Float32Array; count: number }) =>
@@ -75,6 +75,15 @@ describe('decodeEndToEnd (a hand-built [2, 4, 6] output)', () => {
   });
 });
 
+/** The tiny end-to-end model's detections for a 2x2 letterboxed frame whose CHW values are `chw`. */
+async function inferTiny(engine: OnnxRuntimeEngine, chw: number[]) {
+  const pixels = new Uint8Array(12);
+  chw.forEach((v, k) => (pixels[(k % 4) * 3 + Math.floor(k / 4)] = v));
+  const lb = { srcWidth: 300, srcHeight: 300, dstWidth: 2, dstHeight: 2, resizedWidth: 2, resizedHeight: 2, left: 0, top: 0, gain: 1 };
+  const [d] = await engine.infer([{ layout: 'letterboxed', pixels, width: 2, height: 2, letterbox: lb }], params());
+  return rows(d!);
+}
+
 describe('an end-to-end ONNX through onnxruntime-cpu', () => {
   it('is detected from its shape and end2end metadata and decoded without NMS', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'detq-e2e-'));
@@ -85,12 +94,24 @@ describe('an end-to-end ONNX through onnxruntime-cpu', () => {
     try {
       expect(engine.info).toMatchObject({ outputLayout: 'end2end', numClasses: 8, inputWidth: 2, inputHeight: 2, classNames: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'] });
       // The two rows in CHW order: x1,y1,x2,y2,score,cls = 10,20,110,120,230/255,3 and 50,50,60,60,25/255,7.
-      const chw = [10, 20, 110, 120, 230, 3, 50, 50, 60, 60, 25, 7];
-      const pixels = new Uint8Array(12);
-      chw.forEach((v, k) => (pixels[(k % 4) * 3 + Math.floor(k / 4)] = v));
-      const lb = { srcWidth: 300, srcHeight: 300, dstWidth: 2, dstHeight: 2, resizedWidth: 2, resizedHeight: 2, left: 0, top: 0, gain: 1 };
-      const [d] = await engine.infer([{ layout: 'letterboxed', pixels, width: 2, height: 2, letterbox: lb }], params());
-      expect(rows(d!)).toEqual([[10, 20, 110, 120, 0.902, 3]]);
+      expect(await inferTiny(engine, [10, 20, 110, 120, 230, 3, 50, 50, 60, 60, 25, 7])).toEqual([[10, 20, 110, 120, 0.902, 3]]);
+    } finally {
+      await engine.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('an ONNX model with external data', () => {
+  it('finds its weights beside the model file, not in the working directory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'detq-external-'));
+    const path = join(dir, 'e2e.onnx');
+    await writeFile(path, endToEndOnnx([2, 2, 2, 2, 1, 1], { end2end: 'True' }, { externalScaleFile: 'scale.bin' }));
+    await writeFile(join(dir, 'scale.bin'), externalScale([2, 2, 2, 2, 1, 1]));
+    const engine = await OnnxRuntimeEngine.load(path, { numClasses: 8, threads: 1 });
+    try {
+      // x1..y2 = 2 x value / 255: the external scale of 2 was applied.
+      expect(await inferTiny(engine, [10, 20, 30, 40, 230, 3, 50, 50, 60, 60, 25, 7])).toEqual([[0.078, 0.157, 0.235, 0.314, 0.902, 0]]);
     } finally {
       await engine.dispose();
       await rm(dir, { recursive: true, force: true });

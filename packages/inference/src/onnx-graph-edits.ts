@@ -7,6 +7,8 @@ import { bytesField, intField, messageField, WIRE_LEN, wireFields, type WireFiel
 
 // ONNX field numbers used here (onnx.proto).
 const MODEL_GRAPH = 7;
+const MODEL_OPSET_IMPORT = 8;
+const OPSET = { DOMAIN: 1, VERSION: 2 } as const;
 const GRAPH = { NODE: 1, INITIALIZER: 5, INPUT: 11, OUTPUT: 12 } as const;
 const NODE = { INPUT: 1, OUTPUT: 2, NAME: 3, OP_TYPE: 4, ATTRIBUTE: 5 } as const;
 const ATTR = { NAME: 1, I: 3, INTS: 8, TYPE: 20 } as const;
@@ -63,7 +65,9 @@ function describeValue(info: Buffer) {
   const dims = rawDims.map((dim): Dim => {
     const d = [...wireFields(dim)].find((g) => g.field === DIM.VALUE || g.field === DIM.PARAM);
     if (!d) return '?';
-    return d.field === DIM.VALUE ? d.value : payload(dim, d).toString('utf8');
+    if (d.field === DIM.PARAM) return payload(dim, d).toString('utf8');
+    // A negative value (an int64 as a 10-byte varint) or a zero is no fixed size.
+    return d.value > 0 && d.value <= Number.MAX_SAFE_INTEGER ? d.value : '?';
   });
   return { name: str(info, VALUE_INFO.NAME), elemType: [...wireFields(tensor)].find((f) => f.field === TENSOR_TYPE.ELEM_TYPE)?.value ?? 0, rawDims, dims };
 }
@@ -104,13 +108,14 @@ export function withUint8HwcInput(model: Buffer): Uint8InputModel {
   if (dims.length !== 4 || dims[1] !== 3) throw new ModelInputError(`input shape [${dims.join(',')}] is not [batch,3,height,width]`);
   if (elemType !== FLOAT) throw new ModelInputError(`input type ${ELEM_TYPE_NAMES[elemType] ?? elemType} is not float32`);
 
-  const raw = `${name}_uint8_nhwc`;
+  // Added names start with detq_, which no exporter uses.
+  const raw = `detq_${name}_uint8_nhwc`;
   const parts: Buffer[] = [
     // Nodes first, so the graph stays in topological order.
-    node('Transpose', [raw], `${name}_uint8_nchw`, intsAttr('perm', [0, 3, 1, 2])),
-    node('Cast', [`${name}_uint8_nchw`], `${name}_float_nchw`, intAttr('to', FLOAT)),
-    node('Div', [`${name}_float_nchw`, `${name}_255`], name),
-    initializer(`${name}_255`, FLOAT, [255], []),
+    node('Transpose', [raw], `detq_${name}_uint8_nchw`, intsAttr('perm', [0, 3, 1, 2])),
+    node('Cast', [`detq_${name}_uint8_nchw`], `detq_${name}_float_nchw`, intAttr('to', FLOAT)),
+    node('Div', [`detq_${name}_float_nchw`, `detq_${name}_255`], name),
+    initializer(`detq_${name}_255`, FLOAT, [255], []),
   ];
   const input = valueInfo(GRAPH.INPUT, raw, UINT8, [0, 2, 3, 1].map((i) => rawDims[i]!));
   for (const f of graph.fields) parts.push(f === inputField ? input : graph.bytes.subarray(f.start, f.end));
@@ -124,20 +129,36 @@ export function onnxOutputDims(model: Buffer): Dim[] {
   return output ? describeValue(payload(graph.bytes, output)).dims : [];
 }
 
+/** The model's version of the default (ai.onnx) operator set; 0 when it declares none. */
+export function onnxOpset(model: Buffer): number {
+  for (const f of wireFields(model)) {
+    if (f.field !== MODEL_OPSET_IMPORT || f.wire !== WIRE_LEN) continue;
+    const entry = payload(model, f);
+    const domain = str(entry, OPSET.DOMAIN);
+    if (domain === '' || domain === 'ai.onnx') return [...wireFields(entry)].find((g) => g.field === OPSET.VERSION)?.value ?? 0;
+  }
+  return 0;
+}
+
+/** Operator set the best-class output needs (GatherElements). */
+const BEST_CLASS_OPSET = 11;
+
 /**
  * Adds a second output to a raw YOLO head [N, 4 + classes, anchors]: [N, 6, anchors], the four box rows,
  * each anchor's best class score and that class (ArgMax: the lowest class on ties, as torch's max). NMS
  * without multi-label needs only these (postprocessBestClass), so the main thread reads 6 rows instead
- * of 84 and receives a 14th of the bytes. Returns the new output's name with the model.
+ * of 84 and receives a 14th of the bytes. Returns the new output's name with the model, or undefined for
+ * a model whose operator set predates the operators it needs (the full head serves then).
  */
-export function withBestClassOutput(model: Buffer): { model: Buffer; output: string } {
+export function withBestClassOutput(model: Buffer): { model: Buffer; output: string } | undefined {
+  if (onnxOpset(model) < BEST_CLASS_OPSET) return undefined;
   const graph = graphOf(model);
   const outputField = graph.fields.find((f) => f.field === GRAPH.OUTPUT);
   if (!outputField) throw new ModelInputError('the model has no output');
   const { name, rawDims } = describeValue(payload(graph.bytes, outputField));
   if (rawDims.length !== 3) throw new ModelInputError(`output ${name} has ${rawDims.length} dimensions, not [batch,4+classes,anchors]`);
-  const best = `${name}_best_class`;
-  const k = (suffix: string) => `${name}_${suffix}`;
+  const best = `detq_${name}_best_class`;
+  const k = (suffix: string) => `detq_${name}_${suffix}`;
   const parts = graph.fields.map((f) => graph.bytes.subarray(f.start, f.end));
   parts.push(
     initializer(k('0'), INT64, [0], [1]),

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { FatalError, type DetectParams } from '@detq/core';
 import type { Engine, EngineInfo, Frame, FrameDetections } from './engine';
@@ -21,6 +22,8 @@ export interface OnnxRuntimeEngineOptions {
 }
 
 interface Ready {
+  /** The first output's shape as ONNX Runtime infers it. */
+  outputShape: (number | string)[];
   version: string;
 }
 
@@ -34,21 +37,31 @@ interface Pending {
  * session's intra-op threads: every operator ends in a barrier, and any other thread (decoding, NMS) that
  * takes a core stalls the whole session at it. Independent single-thread sessions lose nothing to that;
  * on 2 cores two 1-thread sessions ran 15-17 img/s where one 2-thread session ran 10-12. Past 4 cores,
- * sessions of 4 threads keep the model copies and their memory few.
+ * sessions of about 4 threads (the threads shared out evenly) keep the model copies (~50 MB each) few.
  */
 export function defaultCpuSessions(threads: number): number {
   return threads <= 4 ? threads : Math.ceil(threads / 4);
 }
 
+/** How long dispose() waits for a session to finish the run it is in before terminating its thread. */
+const CLOSE_TIMEOUT_MS = 30_000;
+
 /** One session on its worker thread, with the calls it has been given and not answered yet. */
 class SessionWorker {
   readonly pending = new Map<number, Pending>();
+  /** Settles when the thread has ended, however it ended. */
+  readonly exited: Promise<void>;
+  /** Settles when the thread has answered every run and released its session, after a close message. */
+  readonly closed: Promise<void>;
+  private onClosed = () => {};
 
   constructor(
     readonly worker: Worker,
     onFailure: (err: Error) => void,
   ) {
-    worker.on('message', (msg: { id: number; data?: Float32Array; dims?: number[]; error?: string }) => {
+    this.closed = new Promise((resolve) => (this.onClosed = resolve));
+    worker.on('message', (msg: { id: number; data?: Float32Array; dims?: number[]; error?: string; closed?: true }) => {
+      if (msg.closed) return this.onClosed();
       const p = this.pending.get(msg.id);
       if (!p) return;
       this.pending.delete(msg.id);
@@ -56,7 +69,12 @@ class SessionWorker {
       else p.resolve({ data: msg.data, dims: msg.dims });
     });
     worker.on('error', onFailure);
-    worker.on('exit', (code) => onFailure(new Error(`onnxruntime worker exited with code ${code}`)));
+    this.exited = new Promise((resolve) =>
+      worker.once('exit', (code) => {
+        onFailure(new Error(`onnxruntime worker exited with code ${code}`));
+        resolve();
+      }),
+    );
   }
 }
 
@@ -68,6 +86,7 @@ export class OnnxRuntimeEngine implements Engine {
   private nextId = 0;
   private readonly sessions: SessionWorker[];
   private failure?: Error;
+  private disposing = false;
 
   private constructor(
     workers: Worker[],
@@ -76,28 +95,41 @@ export class OnnxRuntimeEngine implements Engine {
     /** The output withBestClassOutput added (raw heads): what single-label NMS reads. */
     private readonly bestClassOutput?: string,
   ) {
-    this.sessions = workers.map((w) => new SessionWorker(w, (err) => this.fail(err)));
+    // A thread ending while the engine is disposed is expected, and must not fail the other sessions' runs.
+    this.sessions = workers.map((w) => new SessionWorker(w, (err) => this.disposing || this.fail(err)));
   }
 
   static async load(modelPath: string, options: OnnxRuntimeEngineOptions): Promise<OnnxRuntimeEngine> {
     const threads = options.threads ?? availableParallelism();
     let edited: Uint8InputModel;
-    let layout: OutputLayout;
-    let bestClass: { model: Buffer; output: string } | undefined;
     const metadata = await readModelMetadata(modelPath).catch(() => undefined);
+    const end2end = end2endFlag(metadata?.props.end2end);
+    const layoutOf = (dims: (number | string)[]) =>
+      detectOutputLayout(dims, { ...(end2end !== undefined && { end2end }), ...(metadata?.names.length && { numClasses: metadata.names.length }) }, modelPath);
     try {
       edited = withUint8HwcInput(await readFile(modelPath));
-      const end2end = end2endFlag(metadata?.props.end2end);
-      layout = detectOutputLayout(onnxOutputDims(edited.model), { ...(end2end !== undefined && { end2end }), ...(metadata?.names.length && { numClasses: metadata.names.length }) }, modelPath);
-      if (layout.kind === 'raw') bestClass = withBestClassOutput(edited.model);
     } catch (err) {
       if (err instanceof ModelInputError) throw new FatalError('BAD_MODEL', `${modelPath} is not a YOLO detection model: ${err.message}`);
-      if (err instanceof FatalError) throw err;
       throw new FatalError('BAD_MODEL', `cannot load model ${modelPath}: ${(err as Error).message}`, { cause: err });
     }
+    // The output shape the file declares decides the layout before loading (a raw head gets the
+    // best-class output); a file that declares too little is decided by ONNX Runtime's inferred shape.
+    let layout: OutputLayout | undefined;
+    try {
+      layout = layoutOf(onnxOutputDims(edited.model));
+    } catch {
+      layout = undefined;
+    }
+    const bestClass = layout?.kind === 'raw' ? withBestClassOutput(edited.model) : undefined;
     const sessions = Math.max(1, Math.min(options.sessions ?? defaultCpuSessions(threads), threads));
-    const workers = Array.from({ length: sessions }, () => new Worker(new URL('./onnxruntime-worker.mjs', import.meta.url), {
-      workerData: { model: bestClass?.model ?? edited.model, threads: Math.floor(threads / sessions) },
+    const workers = Array.from({ length: sessions }, (_, i) => new Worker(new URL('./onnxruntime-worker.mjs', import.meta.url), {
+      workerData: {
+        model: bestClass?.model ?? edited.model,
+        // External weights are found beside the model file, as when ONNX Runtime loads it by path.
+        modelDir: dirname(modelPath),
+        // Every thread is used: the first threads % sessions sessions take one more.
+        threads: Math.floor(threads / sessions) + (i < threads % sessions ? 1 : 0),
+      },
     }));
     const terminate = () => Promise.all(workers.map((w) => w.terminate()));
     const readies = await Promise.all(
@@ -115,6 +147,12 @@ export class OnnxRuntimeEngine implements Engine {
       throw err;
     });
     const ready = readies[0]!;
+    try {
+      layout ??= layoutOf(ready.outputShape);
+    } catch (err) {
+      await terminate();
+      throw err;
+    }
     const [b, , h, w] = edited.dims;
     const fixed = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : undefined);
     const fixedH = fixed(h);
@@ -186,11 +224,19 @@ export class OnnxRuntimeEngine implements Engine {
 
   async dispose(): Promise<void> {
     this.failure ??= new Error('engine disposed');
+    this.disposing = true;
     await Promise.all(
-      this.sessions.map((s) => {
-        s.worker.removeAllListeners('exit');
-        return s.worker.terminate();
+      this.sessions.map(async ({ worker, closed, exited }) => {
+        worker.postMessage({ close: true });
+        // Terminated once it has answered everything, or when a run does not come back in time (a hung runtime).
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([closed, exited, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)))]);
+        clearTimeout(timer);
+        await worker.terminate();
       }),
     );
+    // Whatever a thread did not answer (it crashed, or hung and was terminated) is not coming.
+    this.disposing = false;
+    this.fail(this.failure);
   }
 }

@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .option('--imgsz <size>', 'input size N or HxW (default: the model metadata)')
     .option('--batch <n>', 'images per engine call (default: 1 on onnxruntime-cpu, where batching gains nothing, else 8)')
     .option('--threads <n>', 'inference threads (default: all cores)')
-    .option('--sessions <n>', 'onnxruntime-cpu: sessions running batches side by side, sharing --threads (default: one per thread up to 4, then one per 4 threads)')
+    .option('--sessions <n>', 'onnxruntime-cpu: sessions running batches side by side, sharing --threads, at most one per thread (default: one per thread up to 4, then one per ~4 threads)')
     .option('--formats <list>', 'jsonl,coco,yolo,labelstudio', 'jsonl')
     .option('--previews <n>', 'write annotated JPEGs of the first N images', '0')
     .option('--save-conf', 'YOLO txt: append the confidence column')
