@@ -5,6 +5,8 @@
 #   device-run.sh b   build, then the benchmark: engine-only on coco128, end to end on COCO-size and 12 MP files
 #   device-run.sh prof  build, then one end-to-end run on COCO-size files with a CPU profile of every JS
 #                       thread and the native per-batch timings (DETQ_DEBUG) in $OUT, then the benchmark
+#   device-run.sh rss build, then `detq label` alone in its process under /usr/bin/time -v, on the COCO-size
+#                     list and on 12 MP photos made from the carried images: each run's own peak RSS
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only
 # Logs go to $OUT. Exits non-zero when the build or a test fails.
@@ -81,6 +83,22 @@ case "$phase" in
     jq -c .timing $run/prof-out/summary.json 2>/dev/null || grep -A6 '"timing"' $run/prof-out/summary.json
     rm -rf $run/prof-out
     bench || status=1
+    ;;
+  rss)
+    photos=$run/photos-12mp
+    mkdir -p $photos
+    node -e "
+      const sharp = require('sharp'); const fs = require('fs'); const [src, dst] = process.argv.slice(1);
+      (async () => { for (const f of fs.readdirSync(src)) await sharp(src + '/' + f).rotate().resize(4032, 3024, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(dst + '/' + f); })();
+    " $shared/datasets/coco128/images/train2017 $photos || status=1
+    for i in $(seq 90); do ls $PWD/$photos/*.jpg; done > $run/photos-list.txt
+    for set in "coco $(coco_list)" "12mp $run/photos-list.txt"; do
+      set -- $set
+      UV_THREADPOOL_SIZE=16 /usr/bin/time -v node apps/cli/bin/detq.js label "$2" --out $run/rss-out --engine torch --half --model $model --batch 32 \
+        > /dev/null 2> "$OUT/rss-$1.log" || status=1
+      echo "$1: $(grep -E 'img/s' "$OUT/rss-$1.log" | tail -1) | $(grep -E 'Maximum resident|User time|System time|Elapsed' "$OUT/rss-$1.log" | tr -s ' \t' ' ' | tr '\n' ';')"
+      rm -rf $run/rss-out
+    done
     ;;
   p)
     # Labels of the carried coco128 images (the whole set does not fit one carry with Node): torch fp32 and

@@ -30,8 +30,21 @@ interface EndToEndRow {
   ofEngineOnly: number;
   /** Host CPU time (user + system, all threads) per labelled image. */
   cpuMsPerImage: number;
-  /** The process's peak resident set so far. */
+  /** Peak resident set of the process during this run (since the start of the process where Linux cannot reset it). */
   maxRssMiB: number;
+  /** Resident set when the run started (engine-only rows, the photos made for the 12 MP set, Node itself). */
+  startRssMiB: number;
+}
+
+/**
+ * The resident set now and its peak (VmRSS, VmHWM). With `reset`, the peak starts again from now
+ * (/proc/self/clear_refs 5), so a run's peak is not the 12 MP photo making's or an earlier run's.
+ */
+async function residentMiB(reset = false): Promise<{ now: number; peak: number }> {
+  if (reset) await writeFile('/proc/self/clear_refs', '5').catch(() => undefined);
+  const status = await readFile('/proc/self/status', 'utf8').catch(() => '');
+  const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+  return { now: kib('VmRSS') / 1024 || process.memoryUsage().rss / 2 ** 20, peak: kib('VmHWM') / 1024 || process.resourceUsage().maxRSS / 1024 };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -157,11 +170,13 @@ export function register(program: Command): void {
               try {
                 // CPU from the first labelled image on: the engine's load (cuDNN autotuning) is not labelling.
                 let before: NodeJS.ResourceUsage | undefined;
+                const start = await residentMiB(true);
                 const s = await runLocal(
                   { input, out, engine: kind, half, decode, params: detectParamsSchema.parse({}), batch, formats: ['jsonl'], previews: 0, ...(o.model && { model: o.model }) },
                   { progress: () => (before ??= process.resourceUsage()) },
                 );
                 const after = process.resourceUsage();
+                const rss = await residentMiB();
                 before ??= after;
                 const cpuMs = (after.userCPUTime + after.systemCPUTime - before.userCPUTime - before.systemCPUTime) / 1000;
                 endToEnd.push({
@@ -173,7 +188,8 @@ export function register(program: Command): void {
                   imagesPerSecond: s.timing.imagesPerSecond,
                   ofEngineOnly: s.timing.imagesPerSecond / engineRate,
                   cpuMsPerImage: cpuMs / Math.max(1, s.counts.total),
-                  maxRssMiB: after.maxRSS / 1024,
+                  maxRssMiB: rss.peak,
+                  startRssMiB: start.now,
                 });
               } finally {
                 await rm(out, { recursive: true, force: true });
@@ -193,7 +209,7 @@ export function register(program: Command): void {
         for (const r of endToEnd)
           lines.push(
             `end-to-end detq label (${r.set}, decode ${decode}), ${r.engine} ${r.precision}, batch ${r.batch}: ${r.imagesPerSecond.toFixed(1)} img/s over ${r.images} JPEG files = ` +
-              `${r.ofEngineOnly.toFixed(2)} of engine-only; host CPU ${r.cpuMsPerImage.toFixed(2)} ms/image, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+              `${r.ofEngineOnly.toFixed(2)} of engine-only; host CPU ${r.cpuMsPerImage.toFixed(2)} ms/image, peak RSS ${r.maxRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} MiB at its start)`,
           );
         process.stdout.write(`${lines.join('\n')}\n`);
       },
