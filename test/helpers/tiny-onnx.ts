@@ -1,23 +1,9 @@
 // Hand-encoded ONNX protobuf for tests that need a model of a particular shape (no onnx package in
 // Node): just the fields ONNX Runtime reads.
-import { bytesField as bytes, intField as int, messageField as msg } from '@detq/inference/onnx-protobuf';
+import { bytesField as bytes, intField as int, messageField as msg, ONNX, onnxInitializer, onnxNode, onnxValueInfo } from '@detq/inference/onnx-protobuf';
 
-type Field = Buffer;
-
-const FLOAT = 1;
-const INT64 = 7;
-
-function valueInfo(field: number, name: string, dims: (number | string)[], elemType = FLOAT): Field {
-  const dim = (d: number | string) => msg(1, typeof d === 'number' ? int(1, d) : bytes(2, d));
-  return msg(field, bytes(1, name), msg(2, msg(1, int(1, elemType), msg(2, ...dims.map(dim)))));
-}
-
-function initializer(name: string, type: number, dims: number[], raw: Buffer): Field {
-  return msg(5, ...dims.map((d) => int(1, d)), int(2, type), bytes(8, name), bytes(9, raw));
-}
-
-const node = (op: string, inputs: string[], outputs: string[]): Field =>
-  msg(1, ...inputs.map((i) => bytes(1, i)), ...outputs.map((o) => bytes(2, o)), bytes(3, op.toLowerCase()), bytes(4, op));
+const { FLOAT, INT64 } = ONNX.ELEM;
+const node = (op: string, inputs: string[], outputs: string[]) => onnxNode(op, inputs, outputs, op.toLowerCase());
 
 /**
  * An end-to-end style detector on a 2x2 input: `images` [batch,3,2,2] is reshaped to `output0`
@@ -35,22 +21,23 @@ export function endToEndOnnx(
   const shape = Buffer.alloc(24);
   [-1n, 2n, 6n].forEach((v, i) => shape.writeBigInt64LE(v, i * 8));
   const scales = externalScale(scale);
-  // TensorProto external_data (13) {location}, data_location (14) EXTERNAL.
+  // external_data {location}, data_location EXTERNAL (1).
   const scaleTensor = options.externalScaleFile
-    ? msg(5, int(1, 6), int(2, FLOAT), bytes(8, 'scale'), msg(13, bytes(1, 'location'), bytes(2, options.externalScaleFile)), int(14, 1))
-    : initializer('scale', FLOAT, [6], scales);
+    ? msg(ONNX.GRAPH.INITIALIZER, int(ONNX.TENSOR.DIMS, 6), int(ONNX.TENSOR.DATA_TYPE, FLOAT), bytes(ONNX.TENSOR.NAME, 'scale'), msg(ONNX.TENSOR.EXTERNAL_DATA, bytes(1, 'location'), bytes(2, options.externalScaleFile)), int(ONNX.TENSOR.DATA_LOCATION, 1))
+    : onnxInitializer('scale', FLOAT, [6], scales);
   const graph = msg(
-    7,
+    ONNX.MODEL.GRAPH,
     node('Reshape', ['images', 'shape'], ['rows']),
     node('Mul', ['rows', 'scale'], ['output0']),
-    bytes(2, 'end2end'),
-    initializer('shape', INT64, [3], shape),
+    bytes(ONNX.GRAPH.NAME, 'end2end'),
+    onnxInitializer('shape', INT64, [3], shape),
     scaleTensor,
-    valueInfo(11, 'images', input.dims, input.elemType),
-    valueInfo(12, 'output0', ['batch', 2, 6]),
+    onnxValueInfo(ONNX.GRAPH.INPUT, 'images', input.elemType, input.dims),
+    onnxValueInfo(ONNX.GRAPH.OUTPUT, 'output0', FLOAT, ['batch', 2, 6]),
   );
-  const props = Object.entries(metadata).map(([k, v]) => msg(14, bytes(1, k), bytes(2, v)));
-  return Buffer.concat([int(1, 8), msg(8, bytes(1, ''), int(2, options.opset ?? 13)), graph, ...props]);
+  const props = Object.entries(metadata).map(([k, v]) => msg(ONNX.MODEL.METADATA_PROPS, bytes(1, k), bytes(2, v)));
+  const opset = msg(ONNX.MODEL.OPSET_IMPORT, bytes(ONNX.OPSET.DOMAIN, ''), int(ONNX.OPSET.VERSION, options.opset ?? 13));
+  return Buffer.concat([int(ONNX.MODEL.IR_VERSION, 8), opset, graph, ...props]);
 }
 
 /** The scale column factors as the raw float32 bytes of the model's `scale` tensor. */

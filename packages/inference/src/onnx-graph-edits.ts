@@ -1,29 +1,12 @@
-import { bytesField, intField, messageField, WIRE_LEN, wireFields, type WireField } from './onnx-protobuf';
+import { bytesField, intField, messageField, ONNX, onnxInitializer, onnxNode, onnxValueInfo, WIRE_LEN, wireFields, type WireField } from './onnx-protobuf';
 
 // What onnxruntime-cpu changes in a model before loading it, so that work detq did in JS on the main
 // thread runs in ONNX Runtime's vectorised kernels on the session's threads instead: the input conversion
 // (withUint8HwcInput) and the best-class reduction NMS starts from (withBestClassOutput). Both add nodes
 // and copy every other field of the model unchanged.
 
-// ONNX field numbers used here (onnx.proto).
-const MODEL_GRAPH = 7;
-const MODEL_OPSET_IMPORT = 8;
-const OPSET = { DOMAIN: 1, VERSION: 2 } as const;
-const GRAPH = { NODE: 1, INITIALIZER: 5, INPUT: 11, OUTPUT: 12 } as const;
-const NODE = { INPUT: 1, OUTPUT: 2, NAME: 3, OP_TYPE: 4, ATTRIBUTE: 5 } as const;
-const ATTR = { NAME: 1, I: 3, INTS: 8, TYPE: 20 } as const;
-const ATTR_INT = 2;
-const ATTR_INTS = 7;
-const VALUE_INFO = { NAME: 1, TYPE: 2 } as const;
-const TYPE_TENSOR = 1;
-const TENSOR_TYPE = { ELEM_TYPE: 1, SHAPE: 2 } as const;
-const SHAPE_DIM = 1;
-const DIM = { VALUE: 1, PARAM: 2 } as const;
-const TENSOR = { DIMS: 1, DATA_TYPE: 2, NAME: 8, RAW_DATA: 9 } as const;
+const { MODEL, OPSET, GRAPH, TENSOR, VALUE_INFO, TENSOR_TYPE, DIM, ATTR, ATTR_TYPE, ELEM } = ONNX;
 const ELEM_TYPE_NAMES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 10: 'float16', 11: 'float64', 16: 'bfloat16' };
-const FLOAT = 1;
-const UINT8 = 2;
-const INT64 = 7;
 
 /** A model whose input cannot take detq's frames. */
 export class ModelInputError extends Error {}
@@ -46,7 +29,7 @@ interface Graph {
 }
 
 function graphOf(model: Buffer): Graph {
-  const field = [...wireFields(model)].find((f) => f.field === MODEL_GRAPH && f.wire === WIRE_LEN);
+  const field = [...wireFields(model)].find((f) => f.field === MODEL.GRAPH && f.wire === WIRE_LEN);
   if (!field) throw new ModelInputError('the model has no graph');
   const bytes = payload(model, field);
   return { field, bytes, fields: [...wireFields(bytes)] };
@@ -54,14 +37,14 @@ function graphOf(model: Buffer): Graph {
 
 /** The model with its graph's fields replaced by `parts`. */
 function withGraph(model: Buffer, graph: Graph, parts: Buffer[]): Buffer {
-  return Buffer.concat([model.subarray(0, graph.field.start), messageField(MODEL_GRAPH, ...parts), model.subarray(graph.field.end)]);
+  return Buffer.concat([model.subarray(0, graph.field.start), messageField(MODEL.GRAPH, ...parts), model.subarray(graph.field.end)]);
 }
 
 /** A tensor ValueInfoProto: name, element type, and each dimension's raw bytes and value. */
 function describeValue(info: Buffer) {
-  const tensor = sub(sub(info, VALUE_INFO.TYPE), TYPE_TENSOR);
+  const tensor = sub(sub(info, VALUE_INFO.TYPE), ONNX.TYPE.TENSOR);
   const shape = sub(tensor, TENSOR_TYPE.SHAPE);
-  const rawDims = [...wireFields(shape)].filter((f) => f.field === SHAPE_DIM).map((f) => payload(shape, f));
+  const rawDims = [...wireFields(shape)].filter((f) => f.field === ONNX.SHAPE.DIM).map((f) => payload(shape, f));
   const dims = rawDims.map((dim): Dim => {
     const d = [...wireFields(dim)].find((g) => g.field === DIM.VALUE || g.field === DIM.PARAM);
     if (!d) return '?';
@@ -72,16 +55,15 @@ function describeValue(info: Buffer) {
   return { name: str(info, VALUE_INFO.NAME), elemType: [...wireFields(tensor)].find((f) => f.field === TENSOR_TYPE.ELEM_TYPE)?.value ?? 0, rawDims, dims };
 }
 
-const valueInfo = (field: number, name: string, elemType: number, rawDims: Buffer[]) =>
-  messageField(field, bytesField(VALUE_INFO.NAME, name), messageField(VALUE_INFO.TYPE, messageField(TYPE_TENSOR, intField(TENSOR_TYPE.ELEM_TYPE, elemType), messageField(TENSOR_TYPE.SHAPE, ...rawDims.map((d) => messageField(SHAPE_DIM, d))))));
-const node = (op: string, inputs: string[], output: string, ...attributes: Buffer[]) =>
-  messageField(GRAPH.NODE, ...inputs.map((i) => bytesField(NODE.INPUT, i)), bytesField(NODE.OUTPUT, output), bytesField(NODE.NAME, `detq_${output}`), bytesField(NODE.OP_TYPE, op), ...attributes);
-const intAttr = (name: string, v: number) => messageField(NODE.ATTRIBUTE, bytesField(ATTR.NAME, name), intField(ATTR.I, v), intField(ATTR.TYPE, ATTR_INT));
-const intsAttr = (name: string, vs: number[]) => messageField(NODE.ATTRIBUTE, bytesField(ATTR.NAME, name), ...vs.map((v) => intField(ATTR.INTS, v)), intField(ATTR.TYPE, ATTR_INTS));
-function initializer(name: string, type: typeof FLOAT | typeof INT64, values: number[], dims: number[]): Buffer {
-  const raw = Buffer.alloc(values.length * (type === FLOAT ? 4 : 8));
-  values.forEach((v, i) => (type === FLOAT ? raw.writeFloatLE(v, i * 4) : raw.writeBigInt64LE(BigInt(v), i * 8)));
-  return messageField(GRAPH.INITIALIZER, ...dims.map((d) => intField(TENSOR.DIMS, d)), intField(TENSOR.DATA_TYPE, type), bytesField(TENSOR.NAME, name), bytesField(TENSOR.RAW_DATA, raw));
+// The nodes detq adds are named after their output.
+const node = (op: string, inputs: string[], output: string, ...attributes: Buffer[]) => onnxNode(op, inputs, [output], `detq_${output}`, ...attributes);
+const intAttr = (name: string, v: number) => messageField(ONNX.NODE.ATTRIBUTE, bytesField(ATTR.NAME, name), intField(ATTR.I, v), intField(ATTR.TYPE, ATTR_TYPE.INT));
+const intsAttr = (name: string, vs: number[]) => messageField(ONNX.NODE.ATTRIBUTE, bytesField(ATTR.NAME, name), ...vs.map((v) => intField(ATTR.INTS, v)), intField(ATTR.TYPE, ATTR_TYPE.INTS));
+/** A constant initializer: float32 or int64 values. */
+function initializer(name: string, elemType: typeof ELEM.FLOAT | typeof ELEM.INT64, values: number[], dims: number[]): Buffer {
+  const raw = Buffer.alloc(values.length * (elemType === ELEM.FLOAT ? 4 : 8));
+  values.forEach((v, i) => (elemType === ELEM.FLOAT ? raw.writeFloatLE(v, i * 4) : raw.writeBigInt64LE(BigInt(v), i * 8)));
+  return onnxInitializer(name, elemType, dims, raw);
 }
 
 export interface Uint8InputModel {
@@ -106,18 +88,18 @@ export function withUint8HwcInput(model: Buffer): Uint8InputModel {
   if (!inputField) throw new ModelInputError('the model has no input');
   const { name, elemType, rawDims, dims } = describeValue(payload(graph.bytes, inputField));
   if (dims.length !== 4 || dims[1] !== 3) throw new ModelInputError(`input shape [${dims.join(',')}] is not [batch,3,height,width]`);
-  if (elemType !== FLOAT) throw new ModelInputError(`input type ${ELEM_TYPE_NAMES[elemType] ?? elemType} is not float32`);
+  if (elemType !== ELEM.FLOAT) throw new ModelInputError(`input type ${ELEM_TYPE_NAMES[elemType] ?? elemType} is not float32`);
 
   // Added names start with detq_, which no exporter uses.
   const raw = `detq_${name}_uint8_nhwc`;
   const parts: Buffer[] = [
     // Nodes first, so the graph stays in topological order.
     node('Transpose', [raw], `detq_${name}_uint8_nchw`, intsAttr('perm', [0, 3, 1, 2])),
-    node('Cast', [`detq_${name}_uint8_nchw`], `detq_${name}_float_nchw`, intAttr('to', FLOAT)),
+    node('Cast', [`detq_${name}_uint8_nchw`], `detq_${name}_float_nchw`, intAttr('to', ELEM.FLOAT)),
     node('Div', [`detq_${name}_float_nchw`, `detq_${name}_255`], name),
-    initializer(`detq_${name}_255`, FLOAT, [255], []),
+    initializer(`detq_${name}_255`, ELEM.FLOAT, [255], []),
   ];
-  const input = valueInfo(GRAPH.INPUT, raw, UINT8, [0, 2, 3, 1].map((i) => rawDims[i]!));
+  const input = onnxValueInfo(GRAPH.INPUT, raw, ELEM.UINT8, [0, 2, 3, 1].map((i) => rawDims[i]!));
   for (const f of graph.fields) parts.push(f === inputField ? input : graph.bytes.subarray(f.start, f.end));
   return { model: withGraph(model, graph, parts), dims };
 }
@@ -132,7 +114,7 @@ export function onnxOutputDims(model: Buffer): Dim[] {
 /** The model's version of the default (ai.onnx) operator set; 0 when it declares none. */
 export function onnxOpset(model: Buffer): number {
   for (const f of wireFields(model)) {
-    if (f.field !== MODEL_OPSET_IMPORT || f.wire !== WIRE_LEN) continue;
+    if (f.field !== MODEL.OPSET_IMPORT || f.wire !== WIRE_LEN) continue;
     const entry = payload(model, f);
     const domain = str(entry, OPSET.DOMAIN);
     if (domain === '' || domain === 'ai.onnx') return [...wireFields(entry)].find((g) => g.field === OPSET.VERSION)?.value ?? 0;
@@ -161,17 +143,17 @@ export function withBestClassOutput(model: Buffer): { model: Buffer; output: str
   const k = (suffix: string) => `detq_${name}_${suffix}`;
   const parts = graph.fields.map((f) => graph.bytes.subarray(f.start, f.end));
   parts.push(
-    initializer(k('0'), INT64, [0], [1]),
-    initializer(k('4'), INT64, [4], [1]),
-    initializer(k('end'), INT64, [2 ** 53 - 1], [1]),
-    initializer(k('axis1'), INT64, [1], [1]),
+    initializer(k('0'), ELEM.INT64, [0], [1]),
+    initializer(k('4'), ELEM.INT64, [4], [1]),
+    initializer(k('end'), ELEM.INT64, [2 ** 53 - 1], [1]),
+    initializer(k('axis1'), ELEM.INT64, [1], [1]),
     node('Slice', [name, k('0'), k('4'), k('axis1')], k('boxes')),
     node('Slice', [name, k('4'), k('end'), k('axis1')], k('scores')),
     node('ArgMax', [k('scores')], k('class_index'), intAttr('axis', 1), intAttr('keepdims', 1)),
     node('GatherElements', [k('scores'), k('class_index')], k('best_score'), intAttr('axis', 1)),
-    node('Cast', [k('class_index')], k('class'), intAttr('to', FLOAT)),
+    node('Cast', [k('class_index')], k('class'), intAttr('to', ELEM.FLOAT)),
     node('Concat', [k('boxes'), k('best_score'), k('class')], best, intAttr('axis', 1)),
-    valueInfo(GRAPH.OUTPUT, best, FLOAT, [rawDims[0]!, intField(DIM.VALUE, 6), rawDims[2]!]),
+    onnxValueInfo(GRAPH.OUTPUT, best, ELEM.FLOAT, [rawDims[0]!, 6, rawDims[2]!]),
   );
   return { model: withGraph(model, graph, parts), output: best };
 }

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { FatalError } from '@detq/core';
-import { readVarint, WIRE_LEN, wireFields } from './onnx-protobuf';
+import { ONNX, readVarint, WIRE_LEN, wireFields } from './onnx-protobuf';
 
 /** What detq needs from an Ultralytics ONNX export's metadata_props. */
 export interface ModelMetadata {
@@ -15,7 +15,7 @@ export interface ModelMetadata {
 // ONNX is protobuf: ModelProto field 14 is `repeated StringStringEntryProto metadata_props` (key=1, value=2).
 // We walk the top-level wire format and skip the (large) graph by its length prefix, so reading the
 // metadata never parses the weights.
-const METADATA_PROPS = 14;
+const METADATA_PROPS = ONNX.MODEL.METADATA_PROPS;
 
 function parseEntry(buf: Buffer): [string, string] {
   let key = '';

@@ -73,3 +73,49 @@ export function bytesField(field: number, b: Uint8Array | string): Buffer {
   return Buffer.concat([tag(field, WIRE_LEN), encodeVarint(buf.length), buf]);
 }
 export const messageField = (field: number, ...parts: Uint8Array[]): Buffer => bytesField(field, Buffer.concat(parts));
+
+// ONNX field numbers (onnx.proto) and the messages detq and its tests build from them.
+export const ONNX = {
+  MODEL: { IR_VERSION: 1, GRAPH: 7, OPSET_IMPORT: 8, METADATA_PROPS: 14 },
+  OPSET: { DOMAIN: 1, VERSION: 2 },
+  GRAPH: { NODE: 1, NAME: 2, INITIALIZER: 5, INPUT: 11, OUTPUT: 12 },
+  NODE: { INPUT: 1, OUTPUT: 2, NAME: 3, OP_TYPE: 4, ATTRIBUTE: 5 },
+  ATTR: { NAME: 1, I: 3, INTS: 8, TYPE: 20 },
+  ATTR_TYPE: { INT: 2, INTS: 7 },
+  VALUE_INFO: { NAME: 1, TYPE: 2 },
+  TYPE: { TENSOR: 1 },
+  TENSOR_TYPE: { ELEM_TYPE: 1, SHAPE: 2 },
+  SHAPE: { DIM: 1 },
+  DIM: { VALUE: 1, PARAM: 2 },
+  TENSOR: { DIMS: 1, DATA_TYPE: 2, NAME: 8, RAW_DATA: 9, EXTERNAL_DATA: 13, DATA_LOCATION: 14 },
+  ELEM: { FLOAT: 1, UINT8: 2, INT64: 7 },
+} as const;
+
+/** A graph node (NodeProto). */
+export const onnxNode = (op: string, inputs: string[], outputs: string[], name: string, ...attributes: Uint8Array[]): Buffer =>
+  messageField(
+    ONNX.GRAPH.NODE,
+    ...inputs.map((i) => bytesField(ONNX.NODE.INPUT, i)),
+    ...outputs.map((o) => bytesField(ONNX.NODE.OUTPUT, o)),
+    bytesField(ONNX.NODE.NAME, name),
+    bytesField(ONNX.NODE.OP_TYPE, op),
+    ...attributes,
+  );
+
+/** A graph initializer (TensorProto) with its data inline. */
+export const onnxInitializer = (name: string, elemType: number, dims: number[], raw: Uint8Array): Buffer =>
+  messageField(ONNX.GRAPH.INITIALIZER, ...dims.map((d) => intField(ONNX.TENSOR.DIMS, d)), intField(ONNX.TENSOR.DATA_TYPE, elemType), bytesField(ONNX.TENSOR.NAME, name), bytesField(ONNX.TENSOR.RAW_DATA, raw));
+
+/**
+ * A graph input or output (ValueInfoProto, `field` ONNX.GRAPH.INPUT or OUTPUT) of a tensor type; each
+ * dimension a size, a name, or an encoded Dimension copied from another model.
+ */
+export function onnxValueInfo(field: number, name: string, elemType: number, dims: (number | string | Uint8Array)[]): Buffer {
+  const dim = (d: number | string | Uint8Array) =>
+    messageField(ONNX.SHAPE.DIM, typeof d === 'number' ? intField(ONNX.DIM.VALUE, d) : typeof d === 'string' ? bytesField(ONNX.DIM.PARAM, d) : d);
+  return messageField(
+    field,
+    bytesField(ONNX.VALUE_INFO.NAME, name),
+    messageField(ONNX.VALUE_INFO.TYPE, messageField(ONNX.TYPE.TENSOR, intField(ONNX.TENSOR_TYPE.ELEM_TYPE, elemType), messageField(ONNX.TENSOR_TYPE.SHAPE, ...dims.map(dim)))),
+  );
+}
