@@ -16,7 +16,7 @@ import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { runSummarySchema, sharedDir } from '@detq/core';
 import { main } from '@detq/cli';
-import { defaultCpuSessions } from '@detq/inference';
+import { cpuSessionOptions, defaultCpuSessions, sessionThreads } from '@detq/inference';
 import { FramePreparer, resolveModel } from '@detq/pipeline';
 
 const threads = Number(process.env.BENCH_THREADS ?? availableParallelism());
@@ -26,13 +26,7 @@ const work = join(tmpdir(), `detq-bench-cpu-${process.pid}`);
 const TWELVE_MP = 12_000_000;
 
 const model = await resolveModel();
-const session = await ort.InferenceSession.create(model.path, {
-  intraOpNumThreads: threads,
-  interOpNumThreads: 1,
-  executionMode: 'sequential',
-  graphOptimizationLevel: 'all',
-  extra: { session: { intra_op: { allow_spinning: '0' } } },
-});
+const session = await ort.InferenceSession.create(model.path, cpuSessionOptions(threads));
 const [imgH, imgW] = model.metadata.imgsz ?? [640, 640];
 const plane = imgW * imgH;
 
@@ -77,8 +71,8 @@ const SESSION_THREAD = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require('onnxruntime-node');
 (async () => {
-  const { model, threads, images, h, w } = workerData;
-  const s = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } } });
+  const { model, options, images, h, w } = workerData;
+  const s = await ort.InferenceSession.create(model, options);
   const feeds = images.map((d) => ({ [s.inputNames[0]]: new ort.Tensor('float32', d, [1, 3, h, w]) }));
   await s.run(feeds[0]);
   parentPort.postMessage('ready');
@@ -90,9 +84,9 @@ const ort = require('onnxruntime-node');
 
 /** Images per second of `sessions` bare sessions side by side, the threads shared out as detq does. */
 async function bareSessions(images: Float32Array[], sessions: number): Promise<number> {
-  const workers = Array.from({ length: sessions }, (_, k) => new Worker(SESSION_THREAD, {
+  const workers = sessionThreads(threads, sessions).map((share, k) => new Worker(SESSION_THREAD, {
     eval: true,
-    workerData: { model: model.path, threads: Math.floor(threads / sessions), images: images.filter((_, i) => i % sessions === k), h: imgH, w: imgW },
+    workerData: { model: model.path, options: cpuSessionOptions(share), images: images.filter((_, i) => i % sessions === k), h: imgH, w: imgW },
   }));
   const next = () => Promise.all(workers.map((w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))));
   try {
@@ -161,7 +155,7 @@ try {
     }
     bestBatch = bare.batch;
     const layout = sessions > 1 ? await bareSessions(images, sessions) : bare.rate;
-    if (sessions > 1) console.log(`  ${name}: bare, ${sessions} sessions x ${Math.floor(threads / sessions)} threads (detq's default layout), batch 1: ${layout.toFixed(1)} img/s`);
+    if (sessions > 1) console.log(`  ${name}: bare, ${sessions} sessions (${sessionThreads(threads, sessions).join('+')} threads) (detq's default layout), batch 1: ${layout.toFixed(1)} img/s`);
     images.length = 0;
     const e2e = await detqLabel(dir);
     console.log(`  ${name}: detq label: ${e2e.toFixed(1)} img/s`);

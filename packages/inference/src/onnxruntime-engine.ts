@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import type { InferenceSession } from 'onnxruntime-node';
 import { FatalError, type DetectParams } from '@detq/core';
 import type { Engine, EngineInfo, Frame, FrameDetections } from './engine';
 import { readOnnxModelMetadata as readModelMetadata } from './onnx-metadata';
@@ -41,6 +42,26 @@ interface Pending {
  */
 export function defaultCpuSessions(threads: number): number {
   return threads <= 4 ? threads : Math.ceil(threads / 4);
+}
+
+/** Each session's share of the threads: all of them used, the first `threads % sessions` taking one more. */
+export function sessionThreads(threads: number, sessions: number): number[] {
+  return Array.from({ length: sessions }, (_, i) => Math.floor(threads / sessions) + (i < threads % sessions ? 1 : 0));
+}
+
+/**
+ * The options of every onnxruntime-cpu session (and of bench:cpu's bare sessions, so they compare like
+ * with like). `modelDir`: where external weights are found when the model is loaded from bytes.
+ */
+export function cpuSessionOptions(threads: number, modelDir?: string): InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // Spinning intra-op threads would burn the cores that image decoding needs between runs.
+    extra: { session: { intra_op: { allow_spinning: '0' }, ...(modelDir && { model_external_initializers_file_folder_path: modelDir }) } },
+  };
 }
 
 /** How long dispose() waits for a session to finish the run it is in before terminating its thread. */
@@ -122,14 +143,9 @@ export class OnnxRuntimeEngine implements Engine {
     }
     const bestClass = layout?.kind === 'raw' ? withBestClassOutput(edited.model) : undefined;
     const sessions = Math.max(1, Math.min(options.sessions ?? defaultCpuSessions(threads), threads));
-    const workers = Array.from({ length: sessions }, (_, i) => new Worker(new URL('./onnxruntime-worker.mjs', import.meta.url), {
-      workerData: {
-        model: bestClass?.model ?? edited.model,
-        // External weights are found beside the model file, as when ONNX Runtime loads it by path.
-        modelDir: dirname(modelPath),
-        // Every thread is used: the first threads % sessions sessions take one more.
-        threads: Math.floor(threads / sessions) + (i < threads % sessions ? 1 : 0),
-      },
+    const workers = sessionThreads(threads, sessions).map((share) => new Worker(new URL('./onnxruntime-worker.mjs', import.meta.url), {
+      // External weights are found beside the model file, as when ONNX Runtime loads it by path.
+      workerData: { model: bestClass?.model ?? edited.model, options: cpuSessionOptions(share, dirname(modelPath)) },
     }));
     const terminate = () => Promise.all(workers.map((w) => w.terminate()));
     const readies = await Promise.all(

@@ -1,20 +1,14 @@
 // Each ONNX Runtime session of the engine lives on its own worker thread: the main event loop (progress
-// bars, BullMQ lock renewal, HTTP) never waits on a session's native calls. Plain JS so it loads without a TypeScript loader. The model
-// comes as bytes, edited to take letterboxed uint8 HWC frames (onnx-graph-edits.ts).
+// bars, BullMQ lock renewal, HTTP) never waits on a session's native calls. Plain JS so it loads without
+// a TypeScript loader. The model comes as bytes, edited to take letterboxed uint8 HWC frames
+// (onnx-graph-edits.ts), with its session options (cpuSessionOptions in onnxruntime-engine.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 
 let session;
 
 try {
-  session = await ort.InferenceSession.create(workerData.model, {
-    intraOpNumThreads: workerData.threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-    // Spinning intra-op threads would burn the cores that image decoding needs between runs.
-    extra: { session: { intra_op: { allow_spinning: '0' }, model_external_initializers_file_folder_path: workerData.modelDir } },
-  });
+  session = await ort.InferenceSession.create(workerData.model, workerData.options);
   workerData.model = undefined; // the session holds its own copy
   const output = session.outputMetadata[0];
   parentPort.postMessage({
