@@ -20,31 +20,11 @@ export function postprocess(
   params: DetectParams,
   lb: Letterbox,
 ): FrameDetections {
-  // Scores are float32 and torch compares them with the threshold in float32 too.
-  const conf = Math.fround(params.conf);
-  const { multiLabel } = params;
-  const wanted = params.classes ? new Set(params.classes) : undefined;
-  const score = (c: number, a: number) => out[offset + (4 + c) * anchors + a]!;
-
-  // Candidates as (anchor, class, score) triples, in anchor order.
-  const candA: number[] = [];
-  const candC: number[] = [];
-  const candS: number[] = [];
-  if (multiLabel) {
-    for (let a = 0; a < anchors; a++)
-      for (let c = 0; c < numClasses; c++) {
-        const s = score(c, a);
-        if (s > conf && (!wanted || wanted.has(c))) {
-          candA.push(a);
-          candC.push(c);
-          candS.push(s);
-        }
-      }
-  } else {
+  if (!params.multiLabel) {
     // Best class per anchor, read class row by class row: the output is class-major, so this walks memory
     // in order (anchor by anchor strides 4 x anchors bytes per class, several times slower). A later class
     // must score strictly higher, so ties keep the lowest class index, as torch's max does.
-    const best = new Int32Array(anchors);
+    const best = new Float32Array(anchors);
     const bestS = out.slice(offset + 4 * anchors, offset + 5 * anchors);
     for (let c = 1; c < numClasses; c++) {
       const row = offset + (4 + c) * anchors;
@@ -56,15 +36,21 @@ export function postprocess(
         }
       }
     }
-    for (let a = 0; a < anchors; a++)
-      if (bestS[a]! > conf && (!wanted || wanted.has(best[a]!))) {
-        candA.push(a);
-        candC.push(best[a]!);
-        candS.push(bestS[a]!);
-      }
+    return suppress(out, offset, anchors, bestClassCandidates(bestS, 0, best, 0, anchors, params), params, lb);
   }
-
-  return suppress(out, offset, anchors, candA, candC, candS, params, lb);
+  const conf = threshold(params);
+  const wanted = params.classes ? new Set(params.classes) : undefined;
+  const cand: Candidates = { anchor: [], cls: [], score: [] };
+  for (let a = 0; a < anchors; a++)
+    for (let c = 0; c < numClasses; c++) {
+      const s = out[offset + (4 + c) * anchors + a]!;
+      if (s > conf && (!wanted || wanted.has(c))) {
+        cand.anchor.push(a);
+        cand.cls.push(c);
+        cand.score.push(s);
+      }
+    }
+  return suppress(out, offset, anchors, cand, params, lb);
 }
 
 /**
@@ -74,22 +60,33 @@ export function postprocess(
  * output without multiLabel, from 6 rows instead of 4 + numClasses.
  */
 export function postprocessBestClass(out: Float32Array, offset: number, anchors: number, params: DetectParams, lb: Letterbox): FrameDetections {
-  const conf = Math.fround(params.conf);
+  return suppress(out, offset, anchors, bestClassCandidates(out, offset + 4 * anchors, out, offset + 5 * anchors, anchors, params), params, lb);
+}
+
+/** Candidates as (anchor, class, score) triples, in anchor order. */
+interface Candidates {
+  anchor: number[];
+  cls: number[];
+  score: number[];
+}
+
+// Scores are float32 and torch compares them with the threshold in float32 too.
+const threshold = (params: DetectParams) => Math.fround(params.conf);
+
+/** The anchors whose best class (score at scores[s + a], class at classes[c + a]) passes conf and the class filter. */
+function bestClassCandidates(scores: Float32Array, s: number, classes: Float32Array, c: number, anchors: number, params: DetectParams): Candidates {
+  const conf = threshold(params);
   const wanted = params.classes ? new Set(params.classes) : undefined;
-  const scores = offset + 4 * anchors;
-  const classes = offset + 5 * anchors;
-  const candA: number[] = [];
-  const candC: number[] = [];
-  const candS: number[] = [];
+  const cand: Candidates = { anchor: [], cls: [], score: [] };
   for (let a = 0; a < anchors; a++) {
-    const s = out[scores + a]!;
-    if (s > conf && (!wanted || wanted.has(out[classes + a]!))) {
-      candA.push(a);
-      candC.push(out[classes + a]!);
-      candS.push(s);
+    const score = scores[s + a]!;
+    if (score > conf && (!wanted || wanted.has(classes[c + a]!))) {
+      cand.anchor.push(a);
+      cand.cls.push(classes[c + a]!);
+      cand.score.push(score);
     }
   }
-  return suppress(out, offset, anchors, candA, candC, candS, params, lb);
+  return cand;
 }
 
 /**
@@ -100,9 +97,7 @@ function suppress(
   out: Float32Array,
   offset: number,
   anchors: number,
-  candA: number[],
-  candC: number[],
-  candS: number[],
+  { anchor: candA, cls: candC, score: candS }: Candidates,
   params: DetectParams,
   lb: Letterbox,
 ): FrameDetections {
@@ -175,7 +170,7 @@ function clamp(v: number, hi: number): number {
  * model did it. native/src/core/output_layout.cc mirrors this function for the GPU engines.
  */
 export function decodeEndToEnd(out: Float32Array, offset: number, detections: number, params: DetectParams, lb: Letterbox): FrameDetections {
-  const conf = Math.fround(params.conf);
+  const conf = threshold(params);
   const wanted = params.classes ? new Set(params.classes) : undefined;
   const live: number[] = [];
   for (let i = 0; i < detections; i++) {
