@@ -1,5 +1,6 @@
 #include <nvjpeg.h>
 
+#include <cstring>
 #include <stdexcept>
 
 #include "../core/log.h"
@@ -37,6 +38,46 @@ int pinnedMalloc(void*, void** ptr, std::size_t size, cudaStream_t) { return cud
 int pinnedFree(void*, void* ptr, std::size_t, cudaStream_t stream) {
   if (stream) cudaStreamSynchronize(stream);
   return cudaFreeHost(ptr) == cudaSuccess ? 0 : 1;
+}
+
+// nvJPEG decodes damaged or cut-off scans without an error where libjpeg (sharp, failOn 'warning') reports
+// one, so a stream goes to the device only when the first end-of-image marker after the first scan header
+// closes the file (0x00/0xFF padding allowed): a truncated file has none, a damaged scan often a stray one.
+// Checked here, on the context thread, rather than in JS: the search covers every byte of the file.
+std::string endProblem(const std::uint8_t* b, std::size_t n) {
+  std::size_t pos = 2;  // after SOI
+  while (pos + 4 <= n) {
+    if (b[pos] != 0xff) return "a marker is missing before the first scan";
+    const std::uint8_t marker = b[pos + 1];
+    if (marker == 0xff) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0xd8 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {  // no length field
+      pos += 2;
+      continue;
+    }
+    if (marker == 0xd9) return "the image ends before its first scan";
+    const std::size_t next = pos + 2 + ((static_cast<std::size_t>(b[pos + 2]) << 8) | b[pos + 3]);
+    if (next > n) return "a header segment runs past the end of the file";
+    if (marker == 0xda) {
+      // Entropy-coded data holds 0xff only before 0x00 or a marker: the search hops between 0xff bytes.
+      for (std::size_t at = next; at + 1 < n;) {
+        const void* ff = std::memchr(b + at, 0xff, n - at - 1);
+        if (!ff) break;
+        at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(ff) - b);
+        if (b[at + 1] == 0xd9) {
+          for (std::size_t k = at + 2; k < n; ++k)
+            if (b[k] != 0x00 && b[k] != 0xff) return "data follows the first end-of-image marker (damaged scan)";
+          return {};
+        }
+        ++at;
+      }
+      return "no end-of-image marker (truncated file)";
+    }
+    pos = next;
+  }
+  return "no scan";
 }
 
 }  // namespace
@@ -88,6 +129,10 @@ std::vector<std::string> JpegDecoder::decode(const std::vector<JpegInput>& image
   std::vector<std::size_t> taken;
   for (std::size_t i = 0; i < images.size(); ++i) {
     const JpegInput& in = images[i];
+    if (std::string why = endProblem(in.data, in.bytes); !why.empty()) {
+      errors[i] = "not decoded on the device: " + why;
+      continue;
+    }
     nvjpegStatus_t s = nvjpegJpegStreamParseHeader(h_->handle, in.data, in.bytes, h_->header);
     if (s != NVJPEG_STATUS_SUCCESS) {
       errors[i] = std::string("nvJPEG cannot parse the header: ") + statusName(s);
