@@ -168,6 +168,11 @@ export interface TensorRtBuildResult {
 
 export interface NativeAddon {
   buildInfo: NativeBuildInfo;
+  /**
+   * Batches one execution context works on at once (its staging slots): it stages and decodes the next
+   * batch while the previous one runs the network, so callers keep this many infer() calls queued on it.
+   */
+  batchesPerContext: number;
   cudaInfo(): NativeCudaInfo;
   setLogger(fn: (level: 'error' | 'warn' | 'info' | 'debug', message: string) => void): void;
   loadModel(options: NativeLoadOptions): Promise<NativeModel>;

@@ -1,7 +1,11 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { detectParamsSchema } from '@detq/core';
+import { computeLetterbox, detectParamsSchema } from '@detq/core';
+import { readJpegHeader } from '@detq/imaging';
 import { loadNativeAddon, loadTorchEngine, type Frame, type FrameDetections, type FrameOutcome, type NativeEngine } from '@detq/inference';
-import { cocoImageNames, decodeCoco, TORCHSCRIPT } from './gpu-fixtures';
+import type { NativeDetections, NativeFrame } from '@detq/native';
+import { COCO_IMAGES, cocoImageNames, decodeCoco, TORCHSCRIPT } from './gpu-fixtures';
 
 // The native machinery through the torch backend: queues under concurrency, errors as rejections, dispose.
 const params = detectParamsSchema.parse({});
@@ -47,6 +51,47 @@ describe('torch engine', () => {
     // A batch larger than maxBatch is split across contexts and comes back in order.
     const batched = await engine.infer(frames, params);
     batched.forEach((d, i) => expect(dets(d).count).toBe(sequential[i]!.count));
+  });
+
+  // A context stages and decodes batch N+1 while batch N runs the network (two staging slots): queued
+  // batches must still come back exactly as one at a time would give them, in submission order, with a
+  // failing batch and a non-pipelined call (benchmark) among them.
+  test('one context overlapping queued batches settles each in submission order with the one-at-a-time result', async () => {
+    expect(loadNativeAddon().batchesPerContext).toBe(2);
+    const model = await loadNativeAddon().loadModel({ backend: 'torch', path: TORCHSCRIPT, maxBatch: 4, batchSizes: [1, 2, 4] });
+    const ctx = model.createContext();
+    try {
+      const geometry = (width: number, height: number) => ({ width, height, ...computeLetterbox(width, height, 640, 640) });
+      const rgb: NativeFrame[] = frames.map((f) => ({ ...geometry(f.width, f.height), pixels: (f as { pixels: Uint8Array }).pixels }));
+      const jpeg: NativeFrame[] = await Promise.all(
+        cocoImageNames(8).map(async (name) => {
+          const bytes = await readFile(join(COCO_IMAGES, name));
+          const h = readJpegHeader(bytes)!;
+          return { ...geometry(h.width, h.height), orientation: h.orientation, jpeg: bytes };
+        }),
+      );
+      // 12 batches of 1-4 frames, RGB and JPEG mixed.
+      const batches = Array.from({ length: 12 }, (_, i) => Array.from({ length: 1 + (i % 4) }, (_, k) => ((i + k) % 2 ? jpeg : rgb)[(i * 3 + k) % 8]!));
+      const sequential: NativeDetections[][] = [];
+      for (const b of batches) sequential.push(await ctx.infer(b, params));
+      expect(sequential.flat().filter((d) => d.decodeError === undefined && d.count > 0).length).toBeGreaterThan(20);
+
+      const settled: string[] = [];
+      const calls: Promise<unknown>[] = [];
+      batches.forEach((b, i) => {
+        calls.push(ctx.infer(b, params).then((r) => (settled.push(`infer ${i}`), r)));
+        if (i === 4) calls.push(ctx.infer([{ ...rgb[0]!, left: 600 }], params).catch((e: Error) => (settled.push('bad'), e)));
+        if (i === 7) calls.push(ctx.benchmark(rgb.slice(0, 2), 2, params).then((t) => (settled.push('benchmark'), t)));
+      });
+      const out = await Promise.all(calls);
+      expect(settled).toEqual([...Array.from({ length: 5 }, (_, i) => `infer ${i}`), 'bad', 'infer 5', 'infer 6', 'infer 7', 'benchmark', ...Array.from({ length: 4 }, (_, i) => `infer ${i + 8}`)]);
+      expect((out[5] as Error).message).toMatch(/frame 0: letterbox .* does not fit the 640x640 input/);
+      expect((out[9] as Float64Array).length).toBe(2);
+      const results = out.filter((_, i) => i !== 5 && i !== 9);
+      results.forEach((r, i) => expect(r).toEqual(sequential[i]));
+    } finally {
+      await ctx.dispose();
+    }
   });
 
   test('a model that cannot load is a rejected promise with the reason', async () => {

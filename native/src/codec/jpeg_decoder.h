@@ -25,22 +25,23 @@ struct JpegInput {
 class JpegDecoder {
  public:
   // With the context's device current. Prefers the hardware decoder (NVJPG engines of A100/H100/H200),
-  // else nvJPEG's GPU hybrid backend.
-  JpegDecoder();
+  // else nvJPEG's GPU hybrid backend. One handle, and one decode state per staging slot: a state's
+  // bitstream buffers must not be refilled while the batch that last used them may still be decoding.
+  explicit JpegDecoder(int slots);
   ~JpegDecoder();
   JpegDecoder(const JpegDecoder&) = delete;
   JpegDecoder& operator=(const JpegDecoder&) = delete;
 
-  // Enqueues the decode of every image it can take on `stream`. Returns one message per input: empty
-  // when the image was enqueued, else why the device cannot decode it (the caller falls back to the CPU).
-  std::vector<std::string> decode(const std::vector<JpegInput>& images, cudaStream_t stream);
+  // Enqueues the decode of every image it can take on `stream`, with `slot`'s state. Returns one message
+  // per input: empty when the image was enqueued, else why the device cannot decode it (the caller falls
+  // back to the CPU).
+  std::vector<std::string> decode(const std::vector<JpegInput>& images, int slot, cudaStream_t stream);
   const std::string& backend() const { return backend_; }
 
  private:
   struct Handles;
   std::unique_ptr<Handles> h_;
   std::string backend_;
-  int initialisedBatch_ = 0;
 };
 
 // nvJPEG's version (e.g. 12.4.0) when this build has it, else empty.

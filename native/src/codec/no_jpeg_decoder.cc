@@ -8,9 +8,9 @@ namespace detq {
 
 struct JpegDecoder::Handles {};
 
-JpegDecoder::JpegDecoder() { throw std::runtime_error("this build of the detq addon has no nvJPEG (nvjpeg.h was not found at build time)"); }
+JpegDecoder::JpegDecoder(int) { throw std::runtime_error("this build of the detq addon has no nvJPEG (nvjpeg.h was not found at build time)"); }
 JpegDecoder::~JpegDecoder() = default;
-std::vector<std::string> JpegDecoder::decode(const std::vector<JpegInput>& images, cudaStream_t) {
+std::vector<std::string> JpegDecoder::decode(const std::vector<JpegInput>& images, int, cudaStream_t) {
   return std::vector<std::string>(images.size(), "this build of the detq addon has no nvJPEG");
 }
 std::string nvjpegVersion() { return ""; }

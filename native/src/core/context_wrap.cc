@@ -24,19 +24,24 @@ Napi::Array toJs(Napi::Env env, const std::vector<FrameResult>& results) {
 class InferJob : public Job {
  public:
   InferJob(ParsedFrames frames, DetectConfig config) : frames_(std::move(frames)), config_(std::move(config)) {}
-  void run(Pipeline& p) override { results_ = p.infer(frames_.frames, config_); }
+  // The frames' JS arrays stay referenced until the job settles, after complete(): the device may read
+  // the JPEG bytes until then.
+  void launch(Pipeline& p) override { launched_ = p.launch(frames_.frames, config_); }
+  void complete(Pipeline& p) override { results_ = p.collect(launched_); }
+  bool pipelined() const override { return true; }
   Napi::Value result(Napi::Env env) override { return toJs(env, results_); }
 
  private:
   ParsedFrames frames_;
   DetectConfig config_;
+  Pipeline::Launched launched_;
   std::vector<FrameResult> results_;
 };
 
 class LetterboxJob : public Job {
  public:
   LetterboxJob(ParsedFrames frames, int w, int h, DType type) : frames_(std::move(frames)), w_(w), h_(h), type_(type) {}
-  void run(Pipeline& p) override { out_ = p.letterbox(frames_.frames, w_, h_, type_); }
+  void launch(Pipeline& p) override { out_ = p.letterbox(frames_.frames, w_, h_, type_); }
   Napi::Value result(Napi::Env env) override {
     auto arr = Napi::Float32Array::New(env, out_.size());
     std::copy(out_.begin(), out_.end(), arr.Data());
@@ -54,7 +59,7 @@ class PostprocessJob : public Job {
  public:
   PostprocessJob(std::vector<float> raw, int batch, int rows, int anchors, ParsedFrames frames, DetectConfig config)
       : raw_(std::move(raw)), batch_(batch), rows_(rows), anchors_(anchors), frames_(std::move(frames)), config_(std::move(config)) {}
-  void run(Pipeline& p) override { results_ = p.postprocess(raw_, batch_, rows_, anchors_, frames_.frames, config_); }
+  void launch(Pipeline& p) override { results_ = p.postprocess(raw_, batch_, rows_, anchors_, frames_.frames, config_); }
   Napi::Value result(Napi::Env env) override { return toJs(env, results_); }
 
  private:
@@ -69,7 +74,7 @@ class BenchmarkJob : public Job {
  public:
   BenchmarkJob(ParsedFrames frames, int iterations, DetectConfig config)
       : frames_(std::move(frames)), iterations_(iterations), config_(std::move(config)) {}
-  void run(Pipeline& p) override { times_ = p.benchmark(frames_.frames, iterations_, config_); }
+  void launch(Pipeline& p) override { times_ = p.benchmark(frames_.frames, iterations_, config_); }
   Napi::Value result(Napi::Env env) override {
     auto arr = Napi::Float64Array::New(env, times_.size());
     std::copy(times_.begin(), times_.end(), arr.Data());

@@ -7,7 +7,7 @@ namespace {
 
 class StopJob : public Job {
  public:
-  void run(Pipeline&) override {}
+  void launch(Pipeline&) override {}
   Napi::Value result(Napi::Env env) override { return env.Undefined(); }
 };
 
@@ -39,40 +39,74 @@ void ExecutionThread::loop() {
   } catch (const std::exception& e) {
     initError = e.what();
   }
+  std::unique_ptr<Job> launched;  // launched, its work possibly still on the device
+  const auto attempt = [](Job& job, const std::function<void()>& work) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      job.error_ = e.what();
+    } catch (...) {
+      job.error_ = "unknown native error";
+    }
+  };
+  const auto completeLaunched = [&] {
+    if (!launched) return;
+    attempt(*launched, [&] { launched->complete(*pipeline); });
+    post(std::move(launched));
+  };
   for (;;) {
     std::unique_ptr<Job> job;
+    double idleMs = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return !queue_.empty(); });
-      job = std::move(queue_.front());
-      queue_.pop_front();
+      // With a batch on the device, take a job only when one is queued already; otherwise finish that batch.
+      if (!launched) {
+        const auto idleFrom = std::chrono::steady_clock::now();
+        wake_.wait(lock, [this] { return !queue_.empty(); });
+        idleMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - idleFrom).count();
+      }
+      if (!queue_.empty()) {
+        job = std::move(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    if (!job) {
+      completeLaunched();
+      continue;
     }
     const bool stop = job->stop_;
+    if (stop || !job->pipelined()) completeLaunched();
     if (stop) {
       pipeline.reset();
     } else if (!pipeline) {
       job->error_ = initError;
     } else {
-      try {
-        // Queueing delay (shown with DETQ_DEBUG): time between infer() and this thread picking it up.
-        log(LogLevel::kDebug, "job waited " + std::to_string(std::chrono::duration<double, std::milli>(
-                                                  std::chrono::steady_clock::now() - job->submitted_).count()) + " ms");
-        job->run(*pipeline);
-      } catch (const std::exception& e) {
-        job->error_ = e.what();
-      } catch (...) {
-        job->error_ = "unknown native error";
-      }
+      // Shown with DETQ_DEBUG: queueing delay (infer() to this thread picking it up) and how long the
+      // thread had nothing to run before this job (a context starved of frames).
+      log(LogLevel::kDebug, "job waited " + std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - job->submitted_).count()) +
+                                " ms, thread idle " + std::to_string(idleMs) + " ms");
+      attempt(*job, [&] { job->launch(*pipeline); });
     }
-    if (!job->deferred_) return;  // a finalizer's stop: nobody to tell
-    Job* raw = job.release();
-    const napi_status status =
-        tsfn_.BlockingCall([this, raw](Napi::Env env, Napi::Function) { settle(env, raw); });
-    if (status != napi_ok) {
-      log(LogLevel::kError, "could not settle a promise: the JS environment is shutting down");
-      delete raw;
+    // The earlier job settles first: promises settle in submission order.
+    completeLaunched();
+    if (stop) {
+      post(std::move(job));
+      return;
     }
-    if (stop) return;
+    if (job->error_.empty())
+      launched = std::move(job);
+    else
+      post(std::move(job));
+  }
+}
+
+void ExecutionThread::post(std::unique_ptr<Job> job) {
+  if (!job->deferred_) return;  // a finalizer's stop: nobody to tell
+  Job* raw = job.release();
+  const napi_status status = tsfn_.BlockingCall([this, raw](Napi::Env env, Napi::Function) { settle(env, raw); });
+  if (status != napi_ok) {
+    log(LogLevel::kError, "could not settle a promise: the JS environment is shutting down");
+    delete raw;
   }
 }
 

@@ -1,6 +1,7 @@
 // The thread an execution context owns. Jobs queue here (many concurrent infer() calls are safe),
-// run one at a time on this thread, and settle their promises on the JS thread through a
-// ThreadSafeFunction. Nothing runs on the JS thread or the libuv pool.
+// run in order on this thread, and settle their promises on the JS thread, in submission order,
+// through a ThreadSafeFunction. Nothing runs on the JS thread or the libuv pool. Inference batches
+// overlap: the thread launches the next queued batch before it waits for the previous one's boxes.
 #pragma once
 
 #include <napi.h>
@@ -21,8 +22,14 @@ namespace detq {
 class Job {
  public:
   virtual ~Job() = default;
-  // On the context thread; may throw: the message rejects the promise.
-  virtual void run(Pipeline& pipeline) = 0;
+  // On the context thread; may throw: the message rejects the promise. What it leaves running on the
+  // device is finished by complete(), which the thread calls after launching the next queued job when
+  // that one is pipelined().
+  virtual void launch(Pipeline& pipeline) = 0;
+  virtual void complete(Pipeline&) {}
+  // Whether this job may launch while the previous one is still on the device (inference batches); any
+  // other job finds the pipeline idle.
+  virtual bool pipelined() const { return false; }
   // On the JS thread, after run() succeeded.
   virtual Napi::Value result(Napi::Env env) = 0;
 
@@ -49,6 +56,8 @@ class ExecutionThread {
 
  private:
   void loop();
+  // Hands a finished job to the JS thread, which settles its promise.
+  void post(std::unique_ptr<Job> job);
   void settle(Napi::Env env, Job* job);
   Napi::Env env_;
   PipelineFactory factory_;

@@ -12,6 +12,7 @@
 #include "model_wrap.h"
 #include "napi_util.h"
 #include "options.h"
+#include "pipeline.h"
 #include "run_on_own_thread.h"
 
 #ifdef DETQ_WITH_TENSORRT
@@ -112,6 +113,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->context = Napi::Persistent(ContextWrap::Define(env, "Context"));
   env.SetInstanceData<AddonData>(data);
   exports.Set("buildInfo", BuildInfo(env));
+  exports.Set("batchesPerContext", Napi::Number::New(env, Pipeline::kSlots));
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
   exports.Set("setLogger", Napi::Function::New(env, SetLogger, "setLogger"));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));

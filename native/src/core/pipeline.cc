@@ -33,6 +33,10 @@ void checkGeometry(const std::vector<HostFrame>& frames, int width, int height) 
   }
 }
 
+double msSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
 }  // namespace
 
 Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile)
@@ -41,40 +45,50 @@ Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile)
 }
 
 Pipeline::~Pipeline() {
-  // Work queued on our stream may still use the buffers: finish it before they are freed.
+  // Work queued on our streams may still use the buffers: finish it before they are freed.
+  cudaStreamSynchronize(copyStream_.get());
   cudaStreamSynchronize(stream_.get());
   instance_.reset();
 }
 
-std::vector<std::string> Pipeline::decodeJpegs(const std::vector<HostFrame>& frames, const std::vector<std::size_t>& offsets) {
+Pipeline::Slot& Pipeline::takeSlot(int* index) {
+  *index = nextSlot_;
+  Slot& slot = slots_[nextSlot_];
+  if (slot.busy) throw std::logic_error("both staging slots hold batches not yet collected");
+  nextSlot_ = (nextSlot_ + 1) % kSlots;
+  return slot;
+}
+
+std::vector<std::string> Pipeline::decodeJpegs(Slot& slot, int index, const std::vector<HostFrame>& frames,
+                                               const std::vector<std::size_t>& offsets) {
   std::vector<std::string> errors(frames.size());
   std::vector<JpegInput> inputs;
-  std::vector<std::size_t> index;
+  std::vector<std::size_t> which;
   for (std::size_t i = 0; i < frames.size(); ++i) {
     if (!frames[i].jpeg) continue;
     const LetterboxDesc& d = frames[i].desc;
-    inputs.push_back({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), deviceIn_.as<std::uint8_t>() + offsets[i]});
-    index.push_back(i);
+    inputs.push_back({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), slot.deviceIn.as<std::uint8_t>() + offsets[i]});
+    which.push_back(i);
   }
   if (inputs.empty()) return errors;
   if (!jpeg_ && jpegUnavailable_.empty()) {
     try {
-      jpeg_ = std::make_unique<JpegDecoder>();
+      jpeg_ = std::make_unique<JpegDecoder>(kSlots);
     } catch (const std::exception& e) {
       jpegUnavailable_ = e.what();
       log(LogLevel::kWarn, std::string("GPU JPEG decoding unavailable, decoding on the CPU: ") + e.what());
     }
   }
   if (jpeg_) {
-    const std::vector<std::string> decoded = jpeg_->decode(inputs, stream_.get());
-    for (std::size_t k = 0; k < index.size(); ++k) errors[index[k]] = decoded[k];
+    const std::vector<std::string> decoded = jpeg_->decode(inputs, index, copyStream_.get());
+    for (std::size_t k = 0; k < which.size(); ++k) errors[which[k]] = decoded[k];
     return errors;
   }
-  for (std::size_t i : index) errors[i] = jpegUnavailable_;
+  for (std::size_t i : which) errors[i] = jpegUnavailable_;
   return errors;
 }
 
-Pipeline::Staged Pipeline::stage(const std::vector<HostFrame>& frames) {
+void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames, std::vector<int>& live, std::vector<std::string>& errors) {
   const std::size_t batch = frames.size();
   // Host part: descriptors + CPU-decoded pixels; device-only part after it: nvJPEG's output.
   std::vector<std::size_t> offsets(batch);
@@ -90,78 +104,83 @@ Pipeline::Staged Pipeline::stage(const std::vector<HostFrame>& frames) {
       offsets[i] = total;
       total += aligned(static_cast<std::size_t>(frames[i].desc.srcWidth) * frames[i].desc.srcHeight * 3);
     }
-  // The previous batch may still read the staging buffers (it has finished when download() returned,
-  // but letterbox() and postprocess() do not wait).
-  done_.waitFor(stream_.get());
-  hostIn_.shrinkAfter(hostBytes, kKeepStagingBytes);
-  deviceIn_.shrinkAfter(total, kKeepStagingBytes);
-  hostIn_.reserve(hostBytes);
-  deviceIn_.reserve(total);
+  // The slot's previous batch was collected, so nothing on either stream reads these buffers any more.
+  slot.hostIn.shrinkAfter(hostBytes, kKeepStagingBytes);
+  slot.deviceIn.shrinkAfter(total, kKeepStagingBytes);
+  slot.hostIn.reserve(hostBytes);
+  slot.deviceIn.reserve(total);
 
-  Staged staged;
-  staged.errors = decodeJpegs(frames, offsets);
-  auto* descs = hostIn_.as<LetterboxDesc>();
+  errors = decodeJpegs(slot, index, frames, offsets);
+  auto* descs = slot.hostIn.as<LetterboxDesc>();
+  live.clear();
   for (std::size_t i = 0; i < batch; ++i) {
-    if (!staged.errors[i].empty()) continue;
-    LetterboxDesc& d = descs[staged.live.size()];
+    if (!errors[i].empty()) continue;
+    LetterboxDesc& d = descs[live.size()];
     d = frames[i].desc;
     d.srcOffset = static_cast<std::int64_t>(offsets[i]);
-    if (!frames[i].jpeg && frames[i].bytes) std::memcpy(hostIn_.as<std::uint8_t>() + offsets[i], frames[i].data, frames[i].bytes);
-    staged.live.push_back(static_cast<int>(i));
+    if (!frames[i].jpeg && frames[i].bytes) std::memcpy(slot.hostIn.as<std::uint8_t>() + offsets[i], frames[i].data, frames[i].bytes);
+    live.push_back(static_cast<int>(i));
   }
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceIn_.data(), hostIn_.data(), hostBytes, cudaMemcpyHostToDevice, stream_.get()));
-  return staged;
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.deviceIn.data(), slot.hostIn.data(), hostBytes, cudaMemcpyHostToDevice, copyStream_.get()));
+  DETQ_CUDA_CHECK(cudaEventRecord(slot.staged.get(), copyStream_.get()));
+  DETQ_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), slot.staged.get(), 0));
 }
 
-std::vector<FrameResult> Pipeline::runDevice(int batch, const DetectConfig& config) {
+void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
   const ModelInfo& info = model_->info();
   // A few padded sizes only (ModelInfo::batchSizes): every new input shape costs autotuning or a TensorRT shape switch.
   const int run = paddedBatch(info, batch);
   const std::size_t imageBytes = static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
   netInput_.reserve(imageBytes * run);
-  launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), info.inputType, info.inputWidth,
+  launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), info.inputType, info.inputWidth,
                   info.inputHeight, info.channelsLast, stream_.get());
   // Padding images are zeros; their outputs are never decoded.
   if (run > batch)
     DETQ_CUDA_CHECK(cudaMemsetAsync(netInput_.as<std::uint8_t>() + imageBytes * batch, 0, imageBytes * (run - batch), stream_.get()));
   const RawOutput raw = instance_->run(netInput_.data(), run, stream_.get());
-  if (info.outputLayout == OutputLayout::kEnd2End) return decodeEnd2End(raw, batch, config);
-  post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(), config, stream_.get());
-  return download(batch, config);
-}
-
-std::vector<FrameResult> Pipeline::decodeEnd2End(const RawOutput& raw, int batch, const DetectConfig& config) {
-  const std::size_t values = static_cast<std::size_t>(batch) * raw.rows * raw.anchors;
-  hostOut_.reserve(values * dtypeSize(raw.type));
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(hostOut_.data(), raw.data, values * dtypeSize(raw.type), cudaMemcpyDeviceToHost, stream_.get()));
-  stream_.synchronize();
-  std::vector<float> rows(values);
-  if (raw.type == DType::kFloat32) {
-    std::memcpy(rows.data(), hostOut_.data(), values * sizeof(float));
+  slot.batch = batch;
+  if (info.outputLayout == OutputLayout::kEnd2End) {
+    // End-to-end outputs ([batch, N, 6], boxes already selected) are filtered and mapped on the host.
+    const std::size_t bytes = static_cast<std::size_t>(batch) * raw.rows * raw.anchors * dtypeSize(raw.type);
+    slot.hostOut.reserve(bytes);
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), raw.data, bytes, cudaMemcpyDeviceToHost, stream_.get()));
+    slot.raw = raw;
   } else {
-    const auto* half = hostOut_.as<__half>();
-    for (std::size_t i = 0; i < values; ++i) rows[i] = __half2float(half[i]);
+    post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(slot), config, stream_.get());
+    const std::size_t countBytes = sizeof(std::int32_t) * batch;
+    const std::size_t rowBytes = static_cast<std::size_t>(batch) * config.maxDet * 6 * sizeof(float);
+    slot.hostOut.reserve(countBytes + rowBytes);
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.as<std::uint8_t>() + countBytes, post_.deviceRows(), rowBytes, cudaMemcpyDeviceToHost, stream_.get()));
+    slot.raw = RawOutput{};
   }
-  // The letterbox descriptors are still in the pinned upload buffer.
-  const auto* descs = hostIn_.as<LetterboxDesc>();
-  std::vector<FrameResult> out(batch);
-  for (int b = 0; b < batch; ++b) {
-    out[b].rows = decodeEndToEnd(rows.data() + static_cast<std::size_t>(b) * raw.rows * raw.anchors, raw.rows, descs[b], config);
-    out[b].count = static_cast<int>(out[b].rows.size() / kEnd2EndValues);
-  }
-  return out;
+  DETQ_CUDA_CHECK(cudaEventRecord(slot.done.get(), stream_.get()));
 }
 
-std::vector<FrameResult> Pipeline::download(int batch, const DetectConfig& config) {
-  const std::size_t countBytes = sizeof(std::int32_t) * batch;
-  const std::size_t rowFloats = static_cast<std::size_t>(batch) * config.maxDet * 6;
-  hostOut_.reserve(countBytes + rowFloats * sizeof(float));
-  auto* counts = hostOut_.as<std::int32_t>();
-  auto* rows = reinterpret_cast<float*>(hostOut_.as<std::uint8_t>() + countBytes);
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(counts, post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(rows, post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
-  done_.waitFor(stream_.get());
+std::vector<FrameResult> Pipeline::readResults(Slot& slot, const DetectConfig& config) {
+  DETQ_CUDA_CHECK(cudaEventSynchronize(slot.done.get()));
+  const int batch = slot.batch;
   std::vector<FrameResult> out(batch);
+  if (slot.raw.data) {
+    const RawOutput& raw = slot.raw;
+    const std::size_t values = static_cast<std::size_t>(batch) * raw.rows * raw.anchors;
+    std::vector<float> rows(values);
+    if (raw.type == DType::kFloat32) {
+      std::memcpy(rows.data(), slot.hostOut.data(), values * sizeof(float));
+    } else {
+      const auto* half = slot.hostOut.as<__half>();
+      for (std::size_t i = 0; i < values; ++i) rows[i] = __half2float(half[i]);
+    }
+    // The letterbox descriptors are still in the slot's pinned upload buffer.
+    const auto* descs = slot.hostIn.as<LetterboxDesc>();
+    for (int b = 0; b < batch; ++b) {
+      out[b].rows = decodeEndToEnd(rows.data() + static_cast<std::size_t>(b) * raw.rows * raw.anchors, raw.rows, descs[b], config);
+      out[b].count = static_cast<int>(out[b].rows.size() / kEnd2EndValues);
+    }
+    return out;
+  }
+  const auto* counts = slot.hostOut.as<std::int32_t>();
+  const auto* rows = reinterpret_cast<const float*>(slot.hostOut.as<std::uint8_t>() + sizeof(std::int32_t) * batch);
   for (int b = 0; b < batch; ++b) {
     const float* r = rows + static_cast<std::size_t>(b) * config.maxDet * 6;
     out[b].count = counts[b];
@@ -170,23 +189,55 @@ std::vector<FrameResult> Pipeline::download(int batch, const DetectConfig& confi
   return out;
 }
 
-std::vector<FrameResult> Pipeline::infer(const std::vector<HostFrame>& frames, const DetectConfig& config) {
+Pipeline::Launched Pipeline::launch(const std::vector<HostFrame>& frames, const DetectConfig& config) {
   if (!model_) throw std::logic_error("this pipeline has no model");
-  if (frames.empty()) return {};
+  Launched batch;
+  batch.frames = frames.size();
+  batch.config = config;
+  if (frames.empty()) return batch;
   checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
   const auto t0 = std::chrono::steady_clock::now();
-  const Staged staged = stage(frames);
-  const auto t1 = std::chrono::steady_clock::now();
-  std::vector<FrameResult> live = staged.live.empty() ? std::vector<FrameResult>{} : runDevice(static_cast<int>(staged.live.size()), config);
-  const auto t2 = std::chrono::steady_clock::now();
-  // Where a batch's time goes (shown with DETQ_DEBUG): staging, JPEG decode launch and copy, then GPU work to boxes back.
-  log(LogLevel::kDebug, "infer " + std::to_string(frames.size()) + " frames (" + std::to_string(frames.size() - staged.live.size()) +
-                            " not decodable on the device): stage " + std::to_string(std::chrono::duration<double, std::milli>(t1 - t0).count()) +
-                            " ms, device " + std::to_string(std::chrono::duration<double, std::milli>(t2 - t1).count()) + " ms");
-  std::vector<FrameResult> results(frames.size());
-  for (std::size_t k = 0; k < staged.live.size(); ++k) results[staged.live[k]] = std::move(live[k]);
-  for (std::size_t i = 0; i < frames.size(); ++i)
-    if (!staged.errors[i].empty()) results[i].decodeError = staged.errors[i];
+  int index = 0;
+  Slot& slot = takeSlot(&index);
+  double stageMs = 0;
+  try {
+    stage(slot, index, frames, batch.live, batch.errors);
+    stageMs = msSince(t0);
+    if (!batch.live.empty()) runDevice(slot, static_cast<int>(batch.live.size()), config);
+  } catch (...) {
+    // Part of the batch may be queued and still read the slot's buffers: let it drain before the slot is reused.
+    cudaStreamSynchronize(copyStream_.get());
+    cudaStreamSynchronize(stream_.get());
+    throw;
+  }
+  if (!batch.live.empty()) {
+    slot.busy = true;
+    batch.slot = index;
+  }
+  // Host time to stage and queue one batch (shown with DETQ_DEBUG); collect() logs the wait for its boxes.
+  log(LogLevel::kDebug, "launch " + std::to_string(frames.size()) + " frames (" + std::to_string(frames.size() - batch.live.size()) +
+                            " not decodable on the device): " + std::to_string(msSince(t0)) + " ms, of which staging " + std::to_string(stageMs) + " ms");
+  return batch;
+}
+
+std::vector<FrameResult> Pipeline::collect(const Launched& batch) {
+  std::vector<FrameResult> results(batch.frames);
+  if (batch.slot >= 0) {
+    Slot& slot = slots_[batch.slot];
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<FrameResult> live;
+    try {
+      live = readResults(slot, batch.config);
+    } catch (...) {
+      slot.busy = false;
+      throw;
+    }
+    slot.busy = false;
+    log(LogLevel::kDebug, "collect: waited " + std::to_string(msSince(t0)) + " ms for the boxes");
+    for (std::size_t k = 0; k < batch.live.size(); ++k) results[batch.live[k]] = std::move(live[k]);
+  }
+  for (std::size_t i = 0; i < batch.errors.size(); ++i)
+    if (!batch.errors[i].empty()) results[i].decodeError = batch.errors[i];
   return results;
 }
 
@@ -194,19 +245,23 @@ std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int
   const int batch = static_cast<int>(frames.size());
   const std::size_t elems = static_cast<std::size_t>(batch) * 3 * width * height;
   checkGeometry(frames, width, height);
-  const Staged staged = stage(frames);
+  int index = 0;
+  Slot& slot = takeSlot(&index);
+  std::vector<int> live;
+  std::vector<std::string> errors;
+  stage(slot, index, frames, live, errors);
   for (std::size_t i = 0; i < frames.size(); ++i)
-    if (!staged.errors[i].empty()) throw std::runtime_error("frame " + std::to_string(i) + ": " + staged.errors[i]);
+    if (!errors[i].empty()) throw std::runtime_error("frame " + std::to_string(i) + ": " + errors[i]);
   netInput_.reserve(elems * dtypeSize(type));
-  launchLetterbox(deviceImages(), deviceDescs(), batch, netInput_.data(), type, width, height, false, stream_.get());
+  launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), type, width, height, false, stream_.get());
   std::vector<float> out(elems);
   if (type == DType::kFloat32) {
     DETQ_CUDA_CHECK(cudaMemcpyAsync(out.data(), netInput_.data(), elems * 4, cudaMemcpyDeviceToHost, stream_.get()));
-    done_.waitFor(stream_.get());
+    stream_.synchronize();
   } else {
     std::vector<__half> half(elems);
     DETQ_CUDA_CHECK(cudaMemcpyAsync(half.data(), netInput_.data(), elems * 2, cudaMemcpyDeviceToHost, stream_.get()));
-    done_.waitFor(stream_.get());
+    stream_.synchronize();
     for (std::size_t i = 0; i < elems; ++i) out[i] = __half2float(half[i]);
   }
   return out;
@@ -224,11 +279,28 @@ std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, in
     f.bytes = 0;
     f.jpeg = false;
   }
-  stage(geometry);
+  int index = 0;
+  Slot& slot = takeSlot(&index);
+  std::vector<int> live;
+  std::vector<std::string> errors;
+  stage(slot, index, geometry, live, errors);
   DeviceBuffer deviceRaw(raw.size() * sizeof(float));
   DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceRaw.data(), raw.data(), raw.size() * sizeof(float), cudaMemcpyHostToDevice, stream_.get()));
-  post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(), config, stream_.get());
-  return download(batch, config);
+  post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(slot), config, stream_.get());
+  const std::size_t countBytes = sizeof(std::int32_t) * batch;
+  const std::size_t rowFloats = static_cast<std::size_t>(batch) * config.maxDet * 6;
+  std::vector<std::int32_t> counts(batch);
+  std::vector<float> rowsOut(rowFloats);
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(counts.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(rowsOut.data(), post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
+  stream_.synchronize();
+  std::vector<FrameResult> out(batch);
+  for (int b = 0; b < batch; ++b) {
+    const float* r = rowsOut.data() + static_cast<std::size_t>(b) * config.maxDet * 6;
+    out[b].count = counts[b];
+    out[b].rows.assign(r, r + static_cast<std::size_t>(counts[b]) * 6);
+  }
+  return out;
 }
 
 std::vector<double> Pipeline::benchmark(const std::vector<HostFrame>& frames, int iterations, const DetectConfig& config) {
@@ -236,14 +308,19 @@ std::vector<double> Pipeline::benchmark(const std::vector<HostFrame>& frames, in
   if (frames.empty()) throw std::invalid_argument("benchmark needs at least one frame");
   checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
   // Images are staged once: engine-only timing starts from device-resident images (as nvJPEG leaves them).
-  const Staged staged = stage(frames);
-  if (staged.live.size() != frames.size()) throw std::runtime_error("benchmark: some frames could not be decoded on the device");
+  int index = 0;
+  Slot& slot = takeSlot(&index);
+  std::vector<int> live;
+  std::vector<std::string> errors;
+  stage(slot, index, frames, live, errors);
+  if (live.size() != frames.size()) throw std::runtime_error("benchmark: some frames could not be decoded on the device");
   std::vector<double> times;
   times.reserve(iterations);
   for (int i = 0; i < iterations; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
-    runDevice(static_cast<int>(frames.size()), config);
-    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    runDevice(slot, static_cast<int>(frames.size()), config);
+    readResults(slot, config);
+    times.push_back(msSince(t0));
   }
   return times;
 }

@@ -31,7 +31,21 @@ class Pipeline {
   Pipeline(int device, std::shared_ptr<ModelState> model, int profile = -1);
   ~Pipeline();
 
-  std::vector<FrameResult> infer(const std::vector<HostFrame>& frames, const DetectConfig& config);
+  // A batch on the device. launch() stages it on the copy stream (descriptors and CPU-decoded pixels
+  // uploaded, JPEGs decoded) and queues letterbox, network, decode + NMS and the copy of the boxes to
+  // the host on the compute stream, without waiting; collect() waits for that batch's boxes. Each batch
+  // has a staging slot of its own, so the context thread stages batch N+1 (and the NVJPG engines decode
+  // it) while batch N runs the network. At most kSlots batches are launched and not yet collected.
+  struct Launched {
+    int slot = -1;  // -1: no frame reached the device
+    std::size_t frames = 0;
+    std::vector<int> live;            // the frames on the device, in order
+    std::vector<std::string> errors;  // per frame: why the device could not decode it (empty: it could)
+    DetectConfig config;
+  };
+  static constexpr int kSlots = 2;
+  Launched launch(const std::vector<HostFrame>& frames, const DetectConfig& config);
+  std::vector<FrameResult> collect(const Launched& batch);
   // Letterbox alone, returned as float32 NCHW whatever the kernel wrote (checks against the CPU path).
   // Frames the device cannot decode are an error here.
   std::vector<float> letterbox(const std::vector<HostFrame>& frames, int width, int height, DType type);
@@ -43,32 +57,41 @@ class Pipeline {
   std::vector<double> benchmark(const std::vector<HostFrame>& frames, int iterations, const DetectConfig& config);
 
  private:
-  // Which frames made it onto the device (in order) and, per input frame, why not.
-  struct Staged {
-    std::vector<int> live;
-    std::vector<std::string> errors;
+  // What one batch in flight owns. Reused only once that batch has been collected.
+  struct Slot {
+    PinnedBuffer hostIn;    // descriptor table + CPU-decoded pixels
+    DeviceBuffer deviceIn;  // the same uploaded, then the RGB nvJPEG decodes into
+    PinnedBuffer hostOut;   // counts + boxes (or the end-to-end output) copied back
+    CudaEvent staged;       // copy stream: upload and JPEG decode done; the compute stream waits on it
+    CudaEvent done;         // compute stream: results are in hostOut
+    bool busy = false;
+    // What collect() needs to read hostOut.
+    int batch = 0;
+    RawOutput raw{};  // end-to-end outputs only
   };
-  // Lays the batch out in deviceIn_: descriptor table and CPU-decoded pixels copied from pinned staging,
-  // then the space nvJPEG decodes JPEG frames into. Frames the decoder refuses are left out of the table.
-  Staged stage(const std::vector<HostFrame>& frames);
-  std::vector<std::string> decodeJpegs(const std::vector<HostFrame>& frames, const std::vector<std::size_t>& offsets);
-  std::vector<FrameResult> runDevice(int batch, const DetectConfig& config);
-  // End-to-end outputs ([batch, N, 6], boxes already selected) are filtered and mapped on the host.
-  std::vector<FrameResult> decodeEnd2End(const RawOutput& raw, int batch, const DetectConfig& config);
-  std::vector<FrameResult> download(int batch, const DetectConfig& config);
-  const LetterboxDesc* deviceDescs() const { return deviceIn_.as<LetterboxDesc>(); }
-  const std::uint8_t* deviceImages() const { return deviceIn_.as<std::uint8_t>(); }
+  // The next slot, which must have been collected (the execution thread launches at most kSlots batches).
+  Slot& takeSlot(int* index);
+  // Lays the batch out in the slot's device buffer: descriptor table and CPU-decoded pixels copied from
+  // its pinned staging, then the space nvJPEG decodes JPEG frames into. Frames the decoder refuses are
+  // left out of the table. Everything goes on the copy stream, ending with `slot.staged`.
+  void stage(Slot& slot, int index, const std::vector<HostFrame>& frames, std::vector<int>& live, std::vector<std::string>& errors);
+  std::vector<std::string> decodeJpegs(Slot& slot, int index, const std::vector<HostFrame>& frames, const std::vector<std::size_t>& offsets);
+  // Compute stream: waits for the slot's staging, then letterbox, network, decode + NMS (or the
+  // end-to-end output) and the copy back into hostOut, ending with `slot.done`.
+  void runDevice(Slot& slot, int batch, const DetectConfig& config);
+  // After `slot.done`: the host side of the results.
+  std::vector<FrameResult> readResults(Slot& slot, const DetectConfig& config);
+  static const LetterboxDesc* deviceDescs(const Slot& slot) { return slot.deviceIn.as<LetterboxDesc>(); }
 
   int device_;
   DeviceGuard guard_;
   std::shared_ptr<ModelState> model_;
   std::unique_ptr<InstanceState> instance_;
-  CudaStream stream_;
-  CudaEvent done_;
-  PinnedBuffer hostIn_;
-  DeviceBuffer deviceIn_;
+  CudaStream stream_;      // compute: letterbox, network, post-processing, results back
+  CudaStream copyStream_;  // staging: uploads and JPEG decoding, overlapping the compute stream
+  Slot slots_[kSlots];
+  int nextSlot_ = 0;
   DeviceBuffer netInput_;
-  PinnedBuffer hostOut_;
   YoloPostprocessor post_;
   std::unique_ptr<JpegDecoder> jpeg_;  // made on the first JPEG frame
   std::string jpegUnavailable_;        // why it could not be made, once that failed

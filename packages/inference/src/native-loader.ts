@@ -100,12 +100,15 @@ function toNativeFrame(f: Frame, inputWidth: number, inputHeight: number): Nativ
  * boxes come back. Torch and TensorRT differ only in how the model loads.
  */
 export class NativeEngine implements Engine {
-  private next = 0;
+  /** infer() calls each context has not answered yet. */
+  private readonly outstanding: number[];
 
   private constructor(
     readonly info: EngineInfo,
     private readonly contexts: NativeContext[],
-  ) {}
+  ) {
+    this.outstanding = contexts.map(() => 0);
+  }
 
   static async load(kind: Exclude<EngineKind, 'onnxruntime-cpu'>, modelPath: string, options: NativeEngineOptions, source: NativeModelSource): Promise<NativeEngine> {
     const reason = nativeUnavailableReason(kind);
@@ -148,7 +151,7 @@ export class NativeEngine implements Engine {
         maxBatch: m.maxBatch,
         accepts: 'rgb',
         encodedFormats: addon.buildInfo.nvjpeg ? ['jpeg'] : [],
-        parallelBatches: contexts.length,
+        parallelBatches: contexts.length * addon.batchesPerContext,
         device: m.device,
         runtimeVersion: m.runtimeVersion,
         numClasses: m.outputLayout === 'raw' ? m.numClasses : (source.classNames?.length ?? 0),
@@ -159,23 +162,35 @@ export class NativeEngine implements Engine {
     );
   }
 
-  /** The context the next chunk goes to (round robin: their queues stay evenly filled). */
-  private context(): NativeContext {
-    const ctx = this.contexts[this.next++ % this.contexts.length];
+  /**
+   * Runs one call on the context with the fewest calls outstanding: a context that finished early takes
+   * the next batch instead of it queueing behind a slower one.
+   */
+  private async onContext<T>(call: (ctx: NativeContext) => Promise<T>): Promise<T> {
+    let best = 0;
+    for (let i = 1; i < this.contexts.length; i++) if (this.outstanding[i]! < this.outstanding[best]!) best = i;
+    const ctx = this.contexts[best];
     if (!ctx) throw new Error('engine disposed');
-    return ctx;
+    this.outstanding[best]!++;
+    try {
+      return await call(ctx);
+    } finally {
+      this.outstanding[best]!--;
+    }
   }
 
   async infer(frames: readonly Frame[], params: DetectParams): Promise<FrameOutcome[]> {
     const { inputWidth, inputHeight, maxBatch } = this.info;
     const native = frames.map((f) => toNativeFrame(f, inputWidth, inputHeight));
     const chunks: Promise<FrameOutcome[]>[] = [];
-    for (let i = 0; i < native.length; i += maxBatch)
+    for (let i = 0; i < native.length; i += maxBatch) {
+      const chunk = native.slice(i, i + maxBatch);
       chunks.push(
-        this.context()
-          .infer(native.slice(i, i + maxBatch), params)
-          .then((out) => out.map((d) => (d.decodeError === undefined ? { rows: d.rows, count: d.count } : new DeviceDecodeError(d.decodeError)))),
+        this.onContext((ctx) => ctx.infer(chunk, params)).then((out) =>
+          out.map((d) => (d.decodeError === undefined ? { rows: d.rows, count: d.count } : new DeviceDecodeError(d.decodeError))),
+        ),
       );
+    }
     return (await Promise.all(chunks)).flat();
   }
 
@@ -185,7 +200,7 @@ export class NativeEngine implements Engine {
    */
   async benchmark(frames: readonly Frame[], iterations: number, params: DetectParams): Promise<number[]> {
     const { inputWidth, inputHeight } = this.info;
-    return Array.from(await this.context().benchmark(frames.map((f) => toNativeFrame(f, inputWidth, inputHeight)), iterations, params));
+    return Array.from(await this.onContext((ctx) => ctx.benchmark(frames.map((f) => toNativeFrame(f, inputWidth, inputHeight)), iterations, params)));
   }
 
   async dispose(): Promise<void> {
