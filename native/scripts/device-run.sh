@@ -7,6 +7,7 @@
 #                       thread and the native per-batch timings (DETQ_DEBUG) in $OUT, then the benchmark
 #   device-run.sh rss build, then `detq label` alone in its process under /usr/bin/time -v, on the COCO-size
 #                     list and on 12 MP photos made from the carried images: each run's own peak RSS
+#   device-run.sh label  build, then `detq label` on the COCO-size list, its rate only (quick comparisons)
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only
 # Logs go to $OUT. Exits non-zero when the build or a test fails.
@@ -85,6 +86,12 @@ case "$phase" in
     jq -c .timing $run/prof-out/summary.json 2>/dev/null || grep -A6 '"timing"' $run/prof-out/summary.json
     rm -rf $run/prof-out
     bench || status=1
+    ;;
+  label)
+    UV_THREADPOOL_SIZE=16 detq label "$(coco_list)" --out $run/label-out --engine torch --half --model $model --batch 32 > "$OUT/label.log" 2>&1
+    status=$?
+    grep -E 'img/s' "$OUT/label.log" | tail -1
+    rm -rf $run/label-out
     ;;
   rss)
     photos=$run/photos-12mp
