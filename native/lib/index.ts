@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 /** `npm run build:native` writes the addon here (cmake-js --out native/build, Release config). */
 export const addonPath = fileURLToPath(new URL('../build/Release/detq_native.node', import.meta.url));
 
+export type NativeLogLevel = 'error' | 'warn' | 'info' | 'debug';
+
 export interface NativeBuildInfo {
   /** CUDA toolkit the addon was compiled with, e.g. '13.0'. */
   cudaToolkit: string;
@@ -174,7 +176,8 @@ export interface NativeAddon {
    */
   batchesPerContext: number;
   cudaInfo(): NativeCudaInfo;
-  setLogger(fn: (level: 'error' | 'warn' | 'info' | 'debug', message: string) => void): void;
+  /** Messages above `level` (default 'debug': all) are dropped in the addon, before they reach the JS thread. */
+  setLogger(fn: (level: NativeLogLevel, message: string) => void, level?: NativeLogLevel): void;
   loadModel(options: NativeLoadOptions): Promise<NativeModel>;
   Kernels: new (device: number) => NativeKernels;
   /** Present when the addon was built with TensorRT. */

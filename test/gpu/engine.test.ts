@@ -94,6 +94,26 @@ describe('torch engine', () => {
     }
   });
 
+  // Each batch logs a few debug lines; unless DETQ_DEBUG asks for them they must not cost the JS thread a call.
+  test('the addon drops log messages above the level its logger was set with', async () => {
+    const addon = loadNativeAddon();
+    const levels: string[] = [];
+    const settle = () => new Promise((r) => setTimeout(r, 100));
+    try {
+      addon.setLogger((level) => levels.push(level), 'warn');
+      await engine.infer(frames.slice(0, 2), params);
+      await settle();
+      expect(levels).toEqual([]);
+      addon.setLogger((level) => levels.push(level), 'debug');
+      await engine.infer(frames.slice(0, 2), params);
+      await settle();
+      expect(levels).toContain('debug');
+      expect(() => addon.setLogger(() => undefined, 'verbose' as never)).toThrow(/level must be 'error', 'warn', 'info' or 'debug'/);
+    } finally {
+      addon.setLogger((level, message) => process.stderr.write(`detq: native ${level}: ${message}\n`), 'warn');
+    }
+  });
+
   test('a model that cannot load is a rejected promise with the reason', async () => {
     await expect(loadNativeAddon().loadModel({ backend: 'torch', path: '/nonexistent.torchscript' })).rejects.toThrow(/cannot load TorchScript/);
   });

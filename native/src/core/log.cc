@@ -1,5 +1,6 @@
 #include "log.h"
 
+#include <atomic>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -9,6 +10,7 @@ namespace {
 
 std::mutex sinkMutex;
 std::optional<Napi::ThreadSafeFunction> sink;
+std::atomic<LogLevel> maxLevel{LogLevel::kDebug};
 
 const char* levelName(LogLevel level) {
   switch (level) {
@@ -23,6 +25,7 @@ const char* levelName(LogLevel level) {
 }  // namespace
 
 void log(LogLevel level, const std::string& message) {
+  if (level > maxLevel.load(std::memory_order_relaxed)) return;
   std::lock_guard<std::mutex> lock(sinkMutex);
   if (!sink) {
     std::cerr << "[detq native " << levelName(level) << "] " << message << std::endl;
@@ -36,8 +39,18 @@ void log(LogLevel level, const std::string& message) {
   if (status != napi_ok) delete payload;
 }
 
-void setLogSink(Napi::Env env, Napi::Function fn) {
+bool parseLogLevel(const std::string& name, LogLevel* level) {
+  for (LogLevel l : {LogLevel::kError, LogLevel::kWarn, LogLevel::kInfo, LogLevel::kDebug})
+    if (name == levelName(l)) {
+      *level = l;
+      return true;
+    }
+  return false;
+}
+
+void setLogSink(Napi::Env env, Napi::Function fn, LogLevel level) {
   std::lock_guard<std::mutex> lock(sinkMutex);
+  maxLevel.store(level, std::memory_order_relaxed);
   if (sink) sink->Release();
   sink = Napi::ThreadSafeFunction::New(env, fn, "detq-log", 0, 1);
   // Logging must not keep the process alive.

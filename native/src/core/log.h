@@ -13,6 +13,9 @@ enum class LogLevel { kError, kWarn, kInfo, kDebug };
 void log(LogLevel level, const std::string& message);
 
 // Installs `fn(level, message)` as the sink (JS thread only). Without one, messages go to stderr.
-void setLogSink(Napi::Env env, Napi::Function fn);
+// Messages above `maxLevel` are dropped here, before they cost the JS thread a call.
+void setLogSink(Napi::Env env, Napi::Function fn, LogLevel maxLevel);
+// The level named 'error' | 'warn' | 'info' | 'debug', or false when the name is none of them.
+bool parseLogLevel(const std::string& name, LogLevel* level);
 
 }  // namespace detq

@@ -77,7 +77,10 @@ Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value SetLogger(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsFunction()) DETQ_THROW_TYPE_ERROR(info.Env(), "setLogger takes a function");
-  setLogSink(info.Env(), info[0].As<Napi::Function>());
+  LogLevel level = LogLevel::kDebug;
+  if (info.Length() > 1 && !info[1].IsUndefined() && (!info[1].IsString() || !parseLogLevel(info[1].As<Napi::String>().Utf8Value(), &level)))
+    DETQ_THROW_TYPE_ERROR(info.Env(), "setLogger's level must be 'error', 'warn', 'info' or 'debug'");
+  setLogSink(info.Env(), info[0].As<Napi::Function>(), level);
   return info.Env().Undefined();
 }
 

@@ -22,8 +22,9 @@ export function loadNativeAddon(): NativeAddon {
     );
     throw loadError;
   }
+  let addon: NativeAddon;
   try {
-    cached = createRequire(import.meta.url)(addonPath) as NativeAddon;
+    addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
   } catch (err) {
     loadError = new FatalError(
       'ENGINE_UNAVAILABLE',
@@ -32,10 +33,15 @@ export function loadNativeAddon(): NativeAddon {
     );
     throw loadError;
   }
-  // Runtime messages (TensorRT's logger and error recorder) join detq's stderr log; info only with DETQ_DEBUG.
-  cached.setLogger((level, message) => {
-    if (level === 'error' || level === 'warn' || process.env.DETQ_DEBUG) process.stderr.write(`detq: native ${level}: ${message}\n`);
-  });
+  // A build from before the overlapped contexts would size every queue NaN and never run a batch.
+  if (!Number.isInteger(addon.batchesPerContext) || addon.batchesPerContext < 1) {
+    loadError = new FatalError('ENGINE_UNAVAILABLE', `detq native addon at ${addonPath} is older than this checkout: rebuild it with \`npm run build:native\``);
+    throw loadError;
+  }
+  // Runtime messages (TensorRT's logger and error recorder) join detq's stderr log; info and debug only
+  // with DETQ_DEBUG, dropped in the addon otherwise (a few per batch would each cost the JS thread a call).
+  addon.setLogger((level, message) => process.stderr.write(`detq: native ${level}: ${message}\n`), process.env.DETQ_DEBUG ? 'debug' : 'warn');
+  cached = addon;
   return cached;
 }
 
