@@ -32,10 +32,13 @@ class JpegDecoder {
   JpegDecoder(const JpegDecoder&) = delete;
   JpegDecoder& operator=(const JpegDecoder&) = delete;
 
-  // Enqueues the decode of every image it can take on `stream`, with `slot`'s state. Returns one message
-  // per input: empty when the image was enqueued, else why the device cannot decode it (the caller falls
-  // back to the CPU).
-  std::vector<std::string> decode(const std::vector<JpegInput>& images, int slot, cudaStream_t stream);
+  // Why the device cannot decode this image (empty: it can), from its bytes alone, on the host: a damaged
+  // or missing end, a header nvJPEG cannot parse, a size other than the caller's, a stream the batched
+  // decoder does not take. The caller reserves device memory only for the images that pass.
+  std::string refusal(const JpegInput& image);
+  // Enqueues the decode of images refusal() let through on `stream`, with `slot`'s state. Empty when the
+  // batch was enqueued, else why it was not (the batch call fails as a whole: every image goes back to the CPU).
+  std::string decode(const std::vector<JpegInput>& images, int slot, cudaStream_t stream);
   const std::string& backend() const { return backend_; }
 
  private:

@@ -10,9 +10,8 @@ struct JpegDecoder::Handles {};
 
 JpegDecoder::JpegDecoder(int) { throw std::runtime_error("this build of the detq addon has no nvJPEG (nvjpeg.h was not found at build time)"); }
 JpegDecoder::~JpegDecoder() = default;
-std::vector<std::string> JpegDecoder::decode(const std::vector<JpegInput>& images, int, cudaStream_t) {
-  return std::vector<std::string>(images.size(), "this build of the detq addon has no nvJPEG");
-}
+std::string JpegDecoder::refusal(const JpegInput&) { return "this build of the detq addon has no nvJPEG"; }
+std::string JpegDecoder::decode(const std::vector<JpegInput>&, int, cudaStream_t) { return "this build of the detq addon has no nvJPEG"; }
 std::string nvjpegVersion() { return ""; }
 
 }  // namespace detq

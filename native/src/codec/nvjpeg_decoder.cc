@@ -129,64 +129,49 @@ JpegDecoder::JpegDecoder(int slots) : h_(std::make_unique<Handles>()) {
 
 JpegDecoder::~JpegDecoder() = default;
 
-std::vector<std::string> JpegDecoder::decode(const std::vector<JpegInput>& images, int slot, cudaStream_t stream) {
+std::string JpegDecoder::refusal(const JpegInput& in) {
+  if (std::string why = endProblem(in.data, in.bytes); !why.empty()) return "not decoded on the device: " + why;
+  nvjpegStatus_t s = nvjpegJpegStreamParseHeader(h_->handle, in.data, in.bytes, h_->header);
+  if (s != NVJPEG_STATUS_SUCCESS) return std::string("nvJPEG cannot parse the header: ") + statusName(s);
+  unsigned int w = 0, hgt = 0;
+  nvjpegJpegStreamGetFrameDimensions(h_->header, &w, &hgt);
+  // The output is sized from the header JS read: a disagreement would write out of bounds.
+  if (static_cast<int>(w) != in.width || static_cast<int>(hgt) != in.height)
+    return "nvJPEG reads " + std::to_string(w) + "x" + std::to_string(hgt) + ", the header said " + std::to_string(in.width) + "x" +
+           std::to_string(in.height);
+  int unsupported = 1;
+  s = nvjpegDecodeBatchedSupported(h_->handle, h_->header, &unsupported);
+  if (s != NVJPEG_STATUS_SUCCESS || unsupported) return "not supported by nvJPEG's " + backend_ + " batched decoder";
+  return {};
+}
+
+std::string JpegDecoder::decode(const std::vector<JpegInput>& images, int slot, cudaStream_t stream) {
+  if (images.empty()) return {};
   Handles::SlotState& st = h_->slots.at(static_cast<std::size_t>(slot));
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::string> errors(images.size());
   std::vector<const unsigned char*> data;
   std::vector<std::size_t> lengths;
   std::vector<nvjpegImage_t> outputs;
-  std::vector<std::size_t> taken;
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    const JpegInput& in = images[i];
-    if (std::string why = endProblem(in.data, in.bytes); !why.empty()) {
-      errors[i] = "not decoded on the device: " + why;
-      continue;
-    }
-    nvjpegStatus_t s = nvjpegJpegStreamParseHeader(h_->handle, in.data, in.bytes, h_->header);
-    if (s != NVJPEG_STATUS_SUCCESS) {
-      errors[i] = std::string("nvJPEG cannot parse the header: ") + statusName(s);
-      continue;
-    }
-    unsigned int w = 0, hgt = 0;
-    int unsupported = 1;
-    nvjpegJpegStreamGetFrameDimensions(h_->header, &w, &hgt);
-    // The output was sized from the header JS read: a disagreement would write out of bounds.
-    if (static_cast<int>(w) != in.width || static_cast<int>(hgt) != in.height) {
-      errors[i] = "nvJPEG reads " + std::to_string(w) + "x" + std::to_string(hgt) + ", the header said " +
-                  std::to_string(in.width) + "x" + std::to_string(in.height);
-      continue;
-    }
-    s = nvjpegDecodeBatchedSupported(h_->handle, h_->header, &unsupported);
-    if (s != NVJPEG_STATUS_SUCCESS || unsupported) {
-      errors[i] = "not supported by nvJPEG's " + backend_ + " batched decoder";
-      continue;
-    }
+  for (const JpegInput& in : images) {
     data.push_back(in.data);
     lengths.push_back(in.bytes);
     nvjpegImage_t out{};
     out.channel[0] = in.output;
     out.pitch[0] = static_cast<std::size_t>(in.width) * 3;
     outputs.push_back(out);
-    taken.push_back(i);
   }
-  if (taken.empty()) return errors;
-  const auto t1 = std::chrono::steady_clock::now();
-  const int batch = static_cast<int>(taken.size());
+  const int batch = static_cast<int>(images.size());
   nvjpegStatus_t s = NVJPEG_STATUS_SUCCESS;
   if (batch != st.initialisedBatch) {
     s = nvjpegDecodeBatchedInitialize(h_->handle, st.state, batch, 1, NVJPEG_OUTPUT_RGBI);
     st.initialisedBatch = s == NVJPEG_STATUS_SUCCESS ? batch : 0;
   }
   if (s == NVJPEG_STATUS_SUCCESS) s = nvjpegDecodeBatched(h_->handle, st.state, data.data(), lengths.data(), outputs.data(), stream);
-  log(LogLevel::kDebug, "nvJPEG: checks " + std::to_string(std::chrono::duration<double, std::milli>(t1 - t0).count()) + " ms, batched decode call " +
-                            std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count()) + " ms");
-  if (s != NVJPEG_STATUS_SUCCESS) {
-    // The batch call fails as a whole: every image in it goes back to the CPU, and the state is reset.
-    st.initialisedBatch = 0;
-    for (std::size_t i : taken) errors[i] = std::string("nvJPEG batched decode failed: ") + statusName(s);
-  }
-  return errors;
+  log(LogLevel::kDebug, "nvJPEG batched decode call " + std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()) + " ms");
+  if (s == NVJPEG_STATUS_SUCCESS) return {};
+  // The batch call fails as a whole: every image in it goes back to the CPU, and the state is reset.
+  st.initialisedBatch = 0;
+  return std::string("nvJPEG batched decode failed: ") + statusName(s);
 }
 
 std::string nvjpegVersion() {

@@ -88,6 +88,13 @@ class Buffer {
     data_ = Alloc::allocate(bytes);
     bytes_ = bytes;
   }
+  // reserve() for a buffer that work queued on `users` may still read or write: that work finishes before
+  // the old allocation is given back, instead of relying on cudaFree waiting for the whole device.
+  void reserveAfter(std::size_t bytes, cudaStream_t users) {
+    if (bytes <= bytes_) return;
+    DETQ_CUDA_CHECK(cudaStreamSynchronize(users));
+    reserve(bytes);
+  }
   // Gives the allocation back when it is larger than `keep` bytes and more than twice `needed`: one
   // outsized batch (100 MP images) must not pin its staging for the rest of the run.
   void shrinkAfter(std::size_t needed, std::size_t keep) {

@@ -59,37 +59,40 @@ Pipeline::Slot& Pipeline::takeSlot(int* index) {
   return slot;
 }
 
-std::vector<std::string> Pipeline::decodeJpegs(Slot& slot, int index, const std::vector<HostFrame>& frames,
-                                               const std::vector<std::size_t>& offsets) {
+template <typename Work>
+void Pipeline::drainingOnError(Work&& work) {
+  try {
+    work();
+  } catch (...) {
+    cudaStreamSynchronize(copyStream_.get());
+    cudaStreamSynchronize(stream_.get());
+    throw;
+  }
+}
+
+std::vector<std::string> Pipeline::checkJpegs(const std::vector<HostFrame>& frames) {
   std::vector<std::string> errors(frames.size());
-  std::vector<JpegInput> inputs;
-  std::vector<std::size_t> which;
   for (std::size_t i = 0; i < frames.size(); ++i) {
     if (!frames[i].jpeg) continue;
-    const LetterboxDesc& d = frames[i].desc;
-    inputs.push_back({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), slot.deviceIn.as<std::uint8_t>() + offsets[i]});
-    which.push_back(i);
-  }
-  if (inputs.empty()) return errors;
-  if (!jpeg_ && jpegUnavailable_.empty()) {
-    try {
-      jpeg_ = std::make_unique<JpegDecoder>(kSlots);
-    } catch (const std::exception& e) {
-      jpegUnavailable_ = e.what();
-      log(LogLevel::kWarn, std::string("GPU JPEG decoding unavailable, decoding on the CPU: ") + e.what());
+    if (!jpeg_ && jpegUnavailable_.empty()) {
+      try {
+        jpeg_ = std::make_unique<JpegDecoder>(kSlots);
+      } catch (const std::exception& e) {
+        jpegUnavailable_ = e.what();
+        log(LogLevel::kWarn, std::string("GPU JPEG decoding unavailable, decoding on the CPU: ") + e.what());
+      }
     }
+    const LetterboxDesc& d = frames[i].desc;
+    errors[i] = jpeg_ ? jpeg_->refusal({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), nullptr}) : jpegUnavailable_;
   }
-  if (jpeg_) {
-    const std::vector<std::string> decoded = jpeg_->decode(inputs, index, copyStream_.get());
-    for (std::size_t k = 0; k < which.size(); ++k) errors[which[k]] = decoded[k];
-    return errors;
-  }
-  for (std::size_t i : which) errors[i] = jpegUnavailable_;
   return errors;
 }
 
 void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames, std::vector<int>& live, std::vector<std::string>& errors) {
   const std::size_t batch = frames.size();
+  const auto t0 = std::chrono::steady_clock::now();
+  errors = checkJpegs(frames);
+  const double checkMs = msSince(t0);
   // Host part: descriptors + CPU-decoded pixels; device-only part after it: nvJPEG's output.
   std::vector<std::size_t> offsets(batch);
   std::size_t hostBytes = descBytes(batch);
@@ -99,18 +102,27 @@ void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames
       hostBytes += aligned(frames[i].bytes);
     }
   std::size_t total = hostBytes;
+  std::vector<JpegInput> jpegs;
+  std::vector<std::size_t> jpegFrames;
   for (std::size_t i = 0; i < batch; ++i)
-    if (frames[i].jpeg) {
+    if (frames[i].jpeg && errors[i].empty()) {
       offsets[i] = total;
       total += aligned(static_cast<std::size_t>(frames[i].desc.srcWidth) * frames[i].desc.srcHeight * 3);
+      jpegFrames.push_back(i);
     }
-  // The slot's previous batch was collected, so nothing on either stream reads these buffers any more.
+  // The slot's previous batch was collected, so nothing on either stream reads the slot's buffers any more.
   slot.hostIn.shrinkAfter(hostBytes, kKeepStagingBytes);
   slot.deviceIn.shrinkAfter(total, kKeepStagingBytes);
   slot.hostIn.reserve(hostBytes);
   slot.deviceIn.reserve(total);
 
-  errors = decodeJpegs(slot, index, frames, offsets);
+  for (std::size_t i : jpegFrames) {
+    const LetterboxDesc& d = frames[i].desc;
+    jpegs.push_back({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), slot.deviceIn.as<std::uint8_t>() + offsets[i]});
+  }
+  if (jpeg_)
+    if (std::string failed = jpeg_->decode(jpegs, index, copyStream_.get()); !failed.empty())
+      for (std::size_t i : jpegFrames) errors[i] = failed;
   auto* descs = slot.hostIn.as<LetterboxDesc>();
   live.clear();
   for (std::size_t i = 0; i < batch; ++i) {
@@ -124,6 +136,7 @@ void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames
   DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.deviceIn.data(), slot.hostIn.data(), hostBytes, cudaMemcpyHostToDevice, copyStream_.get()));
   DETQ_CUDA_CHECK(cudaEventRecord(slot.staged.get(), copyStream_.get()));
   DETQ_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), slot.staged.get(), 0));
+  log(LogLevel::kDebug, "stage: JPEG checks " + std::to_string(checkMs) + " ms, uploads and decode submit " + std::to_string(msSince(t0) - checkMs) + " ms");
 }
 
 void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
@@ -131,7 +144,7 @@ void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
   // A few padded sizes only (ModelInfo::batchSizes): every new input shape costs autotuning or a TensorRT shape switch.
   const int run = paddedBatch(info, batch);
   const std::size_t imageBytes = static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
-  netInput_.reserve(imageBytes * run);
+  netInput_.reserveAfter(imageBytes * run, stream_.get());
   launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), info.inputType, info.inputWidth,
                   info.inputHeight, info.channelsLast, stream_.get());
   // Padding images are zeros; their outputs are never decoded.
@@ -199,43 +212,39 @@ Pipeline::Launched Pipeline::launch(const std::vector<HostFrame>& frames, const 
   const auto t0 = std::chrono::steady_clock::now();
   int index = 0;
   Slot& slot = takeSlot(&index);
-  double stageMs = 0;
-  try {
+  drainingOnError([&] {
     stage(slot, index, frames, batch.live, batch.errors);
-    stageMs = msSince(t0);
-    if (!batch.live.empty()) runDevice(slot, static_cast<int>(batch.live.size()), config);
-  } catch (...) {
-    // Part of the batch may be queued and still read the slot's buffers: let it drain before the slot is reused.
-    cudaStreamSynchronize(copyStream_.get());
-    cudaStreamSynchronize(stream_.get());
-    throw;
-  }
+    if (batch.live.empty())
+      // Nothing to run, but the upload (and a decode call that failed) may still read the slot and the frames.
+      DETQ_CUDA_CHECK(cudaEventSynchronize(slot.staged.get()));
+    else
+      runDevice(slot, static_cast<int>(batch.live.size()), config);
+  });
+  // Host time to stage and queue one batch (shown with DETQ_DEBUG); collect() logs the wait for its boxes.
+  log(LogLevel::kDebug, "launch " + std::to_string(frames.size()) + " frames (" + std::to_string(frames.size() - batch.live.size()) +
+                            " not decodable on the device): " + std::to_string(msSince(t0)) + " ms");
   if (!batch.live.empty()) {
     slot.busy = true;
     batch.slot = index;
   }
-  // Host time to stage and queue one batch (shown with DETQ_DEBUG); collect() logs the wait for its boxes.
-  log(LogLevel::kDebug, "launch " + std::to_string(frames.size()) + " frames (" + std::to_string(frames.size() - batch.live.size()) +
-                            " not decodable on the device): " + std::to_string(msSince(t0)) + " ms, of which staging " + std::to_string(stageMs) + " ms");
   return batch;
 }
 
 std::vector<FrameResult> Pipeline::collect(const Launched& batch) {
-  std::vector<FrameResult> results(batch.frames);
+  std::vector<FrameResult> live;
   if (batch.slot >= 0) {
     Slot& slot = slots_[batch.slot];
+    // The slot is free again whatever happens here: its batch is over, well or not.
+    struct Release {
+      Slot& slot;
+      ~Release() { slot.busy = false; }
+    } release{slot};
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<FrameResult> live;
-    try {
-      live = readResults(slot, batch.config);
-    } catch (...) {
-      slot.busy = false;
-      throw;
-    }
-    slot.busy = false;
+    live = readResults(slot, batch.config);
     log(LogLevel::kDebug, "collect: waited " + std::to_string(msSince(t0)) + " ms for the boxes");
-    for (std::size_t k = 0; k < batch.live.size(); ++k) results[batch.live[k]] = std::move(live[k]);
   }
+  std::vector<FrameResult> results(batch.frames);
+  for (std::size_t k = 0; k < batch.live.size(); ++k) results[batch.live[k]] = std::move(live[k]);
   for (std::size_t i = 0; i < batch.errors.size(); ++i)
     if (!batch.errors[i].empty()) results[i].decodeError = batch.errors[i];
   return results;
@@ -247,23 +256,25 @@ std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int
   checkGeometry(frames, width, height);
   int index = 0;
   Slot& slot = takeSlot(&index);
-  std::vector<int> live;
-  std::vector<std::string> errors;
-  stage(slot, index, frames, live, errors);
-  for (std::size_t i = 0; i < frames.size(); ++i)
-    if (!errors[i].empty()) throw std::runtime_error("frame " + std::to_string(i) + ": " + errors[i]);
-  netInput_.reserve(elems * dtypeSize(type));
-  launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), type, width, height, false, stream_.get());
   std::vector<float> out(elems);
-  if (type == DType::kFloat32) {
-    DETQ_CUDA_CHECK(cudaMemcpyAsync(out.data(), netInput_.data(), elems * 4, cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
-  } else {
-    std::vector<__half> half(elems);
-    DETQ_CUDA_CHECK(cudaMemcpyAsync(half.data(), netInput_.data(), elems * 2, cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
-    for (std::size_t i = 0; i < elems; ++i) out[i] = __half2float(half[i]);
-  }
+  drainingOnError([&] {
+    std::vector<int> live;
+    std::vector<std::string> errors;
+    stage(slot, index, frames, live, errors);
+    for (std::size_t i = 0; i < frames.size(); ++i)
+      if (!errors[i].empty()) throw std::runtime_error("frame " + std::to_string(i) + ": " + errors[i]);
+    netInput_.reserveAfter(elems * dtypeSize(type), stream_.get());
+    launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), type, width, height, false, stream_.get());
+    if (type == DType::kFloat32) {
+      DETQ_CUDA_CHECK(cudaMemcpyAsync(out.data(), netInput_.data(), elems * 4, cudaMemcpyDeviceToHost, stream_.get()));
+      stream_.synchronize();
+    } else {
+      std::vector<__half> half(elems);
+      DETQ_CUDA_CHECK(cudaMemcpyAsync(half.data(), netInput_.data(), elems * 2, cudaMemcpyDeviceToHost, stream_.get()));
+      stream_.synchronize();
+      for (std::size_t i = 0; i < elems; ++i) out[i] = __half2float(half[i]);
+    }
+  });
   return out;
 }
 
@@ -281,19 +292,21 @@ std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, in
   }
   int index = 0;
   Slot& slot = takeSlot(&index);
-  std::vector<int> live;
-  std::vector<std::string> errors;
-  stage(slot, index, geometry, live, errors);
-  DeviceBuffer deviceRaw(raw.size() * sizeof(float));
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceRaw.data(), raw.data(), raw.size() * sizeof(float), cudaMemcpyHostToDevice, stream_.get()));
-  post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(slot), config, stream_.get());
   const std::size_t countBytes = sizeof(std::int32_t) * batch;
   const std::size_t rowFloats = static_cast<std::size_t>(batch) * config.maxDet * 6;
   std::vector<std::int32_t> counts(batch);
   std::vector<float> rowsOut(rowFloats);
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(counts.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
-  DETQ_CUDA_CHECK(cudaMemcpyAsync(rowsOut.data(), post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
-  stream_.synchronize();
+  DeviceBuffer deviceRaw(raw.size() * sizeof(float));
+  drainingOnError([&] {
+    std::vector<int> live;
+    std::vector<std::string> errors;
+    stage(slot, index, geometry, live, errors);
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceRaw.data(), raw.data(), raw.size() * sizeof(float), cudaMemcpyHostToDevice, stream_.get()));
+    post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(slot), config, stream_.get());
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(counts.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
+    DETQ_CUDA_CHECK(cudaMemcpyAsync(rowsOut.data(), post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
+    stream_.synchronize();
+  });
   std::vector<FrameResult> out(batch);
   for (int b = 0; b < batch; ++b) {
     const float* r = rowsOut.data() + static_cast<std::size_t>(b) * config.maxDet * 6;
@@ -310,18 +323,20 @@ std::vector<double> Pipeline::benchmark(const std::vector<HostFrame>& frames, in
   // Images are staged once: engine-only timing starts from device-resident images (as nvJPEG leaves them).
   int index = 0;
   Slot& slot = takeSlot(&index);
-  std::vector<int> live;
-  std::vector<std::string> errors;
-  stage(slot, index, frames, live, errors);
-  if (live.size() != frames.size()) throw std::runtime_error("benchmark: some frames could not be decoded on the device");
   std::vector<double> times;
   times.reserve(iterations);
-  for (int i = 0; i < iterations; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    runDevice(slot, static_cast<int>(frames.size()), config);
-    readResults(slot, config);
-    times.push_back(msSince(t0));
-  }
+  drainingOnError([&] {
+    std::vector<int> live;
+    std::vector<std::string> errors;
+    stage(slot, index, frames, live, errors);
+    if (live.size() != frames.size()) throw std::runtime_error("benchmark: some frames could not be decoded on the device");
+    for (int i = 0; i < iterations; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      runDevice(slot, static_cast<int>(frames.size()), config);
+      readResults(slot, config);
+      times.push_back(msSince(t0));
+    }
+  });
   return times;
 }
 

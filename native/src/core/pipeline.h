@@ -72,10 +72,16 @@ class Pipeline {
   // The next slot, which must have been collected (the execution thread launches at most kSlots batches).
   Slot& takeSlot(int* index);
   // Lays the batch out in the slot's device buffer: descriptor table and CPU-decoded pixels copied from
-  // its pinned staging, then the space nvJPEG decodes JPEG frames into. Frames the decoder refuses are
-  // left out of the table. Everything goes on the copy stream, ending with `slot.staged`.
+  // its pinned staging, then the space nvJPEG decodes JPEG frames into. JPEGs the decoder refuses are
+  // left out of the table and get no device memory. Everything goes on the copy stream, ending with
+  // `slot.staged`.
   void stage(Slot& slot, int index, const std::vector<HostFrame>& frames, std::vector<int>& live, std::vector<std::string>& errors);
-  std::vector<std::string> decodeJpegs(Slot& slot, int index, const std::vector<HostFrame>& frames, const std::vector<std::size_t>& offsets);
+  // Per frame, why the device cannot decode this JPEG (empty for the others and for JPEGs it can).
+  std::vector<std::string> checkJpegs(const std::vector<HostFrame>& frames);
+  // Runs `work`; when it throws, waits for both streams first: what it queued may still read the slot's
+  // buffers and the caller's frames (released once the job settles).
+  template <typename Work>
+  void drainingOnError(Work&& work);
   // Compute stream: waits for the slot's staging, then letterbox, network, decode + NMS (or the
   // end-to-end output) and the copy back into hostOut, ending with `slot.done`.
   void runDevice(Slot& slot, int batch, const DetectConfig& config);

@@ -192,13 +192,15 @@ void YoloPostprocessor::run(const void* raw, DType rawType, int batch, int rows,
   const int capacity = anchors * (config.multiLabel ? nc : 1);
   const std::size_t items = static_cast<std::size_t>(batch) * capacity;
 
-  keys_.reserve(items * sizeof(unsigned long long));
-  sorted_.reserve(items * sizeof(unsigned long long));
-  candCount_.reserve(sizeof(int) * batch);
-  offsets_.reserve(sizeof(int) * 2 * batch);
-  boxes_.reserve(sizeof(Box) * static_cast<std::size_t>(batch) * kMaxNms);
-  rows_.reserve(sizeof(float) * 6 * static_cast<std::size_t>(batch) * config.maxDet);
-  counts_.reserve(sizeof(int) * batch);
+  // The batch before this one may still use these on `stream` (an execution context queues the next batch
+  // before collecting the previous one).
+  keys_.reserveAfter(items * sizeof(unsigned long long), stream);
+  sorted_.reserveAfter(items * sizeof(unsigned long long), stream);
+  candCount_.reserveAfter(sizeof(int) * batch, stream);
+  offsets_.reserveAfter(sizeof(int) * 2 * batch, stream);
+  boxes_.reserveAfter(sizeof(Box) * static_cast<std::size_t>(batch) * kMaxNms, stream);
+  rows_.reserveAfter(sizeof(float) * 6 * static_cast<std::size_t>(batch) * config.maxDet, stream);
+  counts_.reserveAfter(sizeof(int) * batch, stream);
   int* begin = offsets_.as<int>();
   int* end = begin + batch;
 
@@ -206,7 +208,7 @@ void YoloPostprocessor::run(const void* raw, DType rawType, int batch, int rows,
   DETQ_CUDA_CHECK(cub::DeviceSegmentedSort::SortKeysDescending(
       nullptr, tempBytes, keys_.as<unsigned long long>(), sorted_.as<unsigned long long>(), static_cast<int>(items),
       batch, begin, end, stream));
-  sortTemp_.reserve(std::max<std::size_t>(tempBytes, 1));
+  sortTemp_.reserveAfter(std::max<std::size_t>(tempBytes, 1), stream);
 
   ClassMask mask{};
   if (!config.classes.empty()) {
