@@ -4,23 +4,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobSpecSchema, type JobSpecInput } from '@detq/core';
 import { createServer, createToken, TokenStore } from '@detq/api';
 import { CHUNK_QUEUE, DetqQueues, JobClient, OutputBusyError, Reconciler, SET_QUEUE, type ChunkJobData, type JobView } from '@detq/queue';
-import type { ListOptions, ObjectEntry, ObjectStore, S3Store } from '@detq/storage';
+import type { ListOptions, ObjectEntry, ObjectStore, ReadOptions, S3Store } from '@detq/storage';
 import { cocoImageNames } from '../helpers/fixtures';
 import { badFiles, dropPrefix, testQueueConfig, uploadSet, waitFor, waitForEnd, type Manifest } from './helpers';
 import { startInProcessWorker, type InProcessWorker } from './in-process-worker';
 
 /**
  * The worker's store with faults a test switches on: a hook before every entry of an input listing (to
- * fail a planning attempt at a chosen point, or act between attempts) and refused writes.
+ * fail a planning attempt at a chosen point, or act between attempts), a hook before every read (to hold
+ * it), and refused writes.
  */
 class FaultStore implements ObjectStore {
   onListEntry?: (n: number, uri: string, options: ListOptions) => Promise<void>;
+  beforeGet?: (uri: string, options: ReadOptions) => Promise<void>;
   refusePut?: (uri: string) => boolean;
 
   constructor(private readonly inner: ObjectStore) {}
 
-  get(uri: string): Promise<Buffer> {
-    return this.inner.get(uri);
+  async get(uri: string, options: ReadOptions = {}): Promise<Buffer> {
+    await this.beforeGet?.(uri, options);
+    return this.inner.get(uri, options);
   }
 
   put(uri: string, body: Buffer | string, contentType?: string): Promise<void> {
@@ -326,13 +329,25 @@ describe('persisted plan: re-planning, shared outputs, cancel while planning, fa
   it('an incremental re-run into the same output after a cancel, then one with nothing new: every image exactly once, earlier results kept', async () => {
     const keys = await uploadSet(store, 's3://in/rerun/', cocoImageNames(12));
     const spec = { input: { uri: 's3://in/rerun/' }, output: { uri: 's3://out/rerun/', formats: ['jsonl' as const, 'coco' as const] }, chunkSize: 3, incremental: true };
-    const first = await enqueue(spec);
-    await waitFor('the first chunk', async () => (((await client.view(first))?.counts.done ?? 0) >= 3 ? true : undefined), 240_000);
-    expect(await client.cancel(first)).toBe('cancelled');
-    await waitFor('the cancelled job to be finalised', async () => ((await queues.jobs.get(first))?.finalisedAt ? true : undefined), 240_000);
+    // The last chunk's reads wait for its cancel, so the first job can never label all 12 images before
+    // the cancel reaches it (then the second run would have nothing to label and no outputs to write).
+    const held = new Set(keys.slice(9).map((k) => `s3://in/rerun/${k}`));
+    fault.beforeGet = async (uri, { signal }) => {
+      if (held.has(uri) && signal) await new Promise((resolve) => (signal.aborted ? resolve(undefined) : signal.addEventListener('abort', resolve, { once: true })));
+    };
+    let first = '';
+    try {
+      first = await enqueue(spec);
+      await waitFor('the first chunk', async () => (((await client.view(first))?.counts.done ?? 0) >= 3 ? true : undefined), 240_000);
+      expect(await client.cancel(first)).toBe('cancelled');
+      await waitFor('the cancelled job to be finalised', async () => ((await queues.jobs.get(first))?.finalisedAt ? true : undefined), 240_000);
+    } finally {
+      fault.beforeGet = undefined;
+    }
     const cancelled = await manifestOf('s3://out/rerun/');
     const labelledFirst = cancelled.images.filter((i) => !i.error).map((i) => i.key);
     expect(labelledFirst.length).toBeGreaterThanOrEqual(3);
+    expect(labelledFirst).not.toContain(keys[9]);
     expect(cancelled.images.map((i) => i.key).sort()).toEqual(keys);
     const firstResults = new Map(
       await Promise.all(
