@@ -2,7 +2,8 @@
 # Runs on the GPU machine through the `run` tool, from the repository root, after device-pack.sh here.
 # A machine goes back after a short idle time, so every call unpacks and builds (incremental when warm):
 #   device-run.sh a   build, then kernels + nvJPEG decode + engine tests, compute-sanitizer, parity
-#   device-run.sh b   build, then the benchmark: engine-only on coco128, end to end on COCO-size and 12 MP files
+#   device-run.sh b   build, then the benchmark: engine-only on coco128, end to end on COCO-size and 12 MP files,
+#                     and the JS feed alone (bench/js-feed.ts)
 #   device-run.sh prof  build, then one end-to-end run on COCO-size files with a CPU profile of every JS
 #                       thread and the native per-batch timings (DETQ_DEBUG) in $OUT, then the benchmark
 #   device-run.sh rss build, then `detq label` alone in its process under /usr/bin/time -v, on the COCO-size
@@ -58,7 +59,10 @@ bench() {
     echo "DETQ_GPU_CONTEXTS=$c"
     DETQ_GPU_CONTEXTS=$c UV_THREADPOOL_SIZE=16 detq bench --engine torch --half --model $model --batch 1,8,32 --iterations 100 --images "$(coco_list)" --photos-12mp $n 2>&1 || return 1
   done | tee "$OUT/bench.log"
-  return "${PIPESTATUS[0]}"
+  local status=${PIPESTATUS[0]}
+  # The JS side alone in front of a stand-in engine: what it could feed the contexts on this host.
+  BENCH_READS=20480 UV_THREADPOOL_SIZE=16 node --import tsx bench/js-feed.ts 2>&1 | tee -a "$OUT/bench.log"
+  return "$status"
 }
 detq() { node apps/cli/bin/detq.js "$@"; }
 # Hopper only here: one architecture keeps the CUDA compile short.
