@@ -151,22 +151,28 @@ void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
   if (run > batch)
     DETQ_CUDA_CHECK(cudaMemsetAsync(netInput_.as<std::uint8_t>() + imageBytes * batch, 0, imageBytes * (run - batch), stream_.get()));
   const RawOutput raw = instance_->run(netInput_.data(), run, stream_.get());
-  slot.batch = batch;
   if (info.outputLayout == OutputLayout::kEnd2End) {
     // End-to-end outputs ([batch, N, 6], boxes already selected) are filtered and mapped on the host.
     const std::size_t bytes = static_cast<std::size_t>(batch) * raw.rows * raw.anchors * dtypeSize(raw.type);
+    slot.batch = batch;
+    slot.raw = raw;
     slot.hostOut.reserve(bytes);
     DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), raw.data, bytes, cudaMemcpyDeviceToHost, stream_.get()));
-    slot.raw = raw;
+    DETQ_CUDA_CHECK(cudaEventRecord(slot.done.get(), stream_.get()));
   } else {
     post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(slot), config, stream_.get());
-    const std::size_t countBytes = sizeof(std::int32_t) * batch;
-    const std::size_t rowBytes = static_cast<std::size_t>(batch) * config.maxDet * 6 * sizeof(float);
-    slot.hostOut.reserve(countBytes + rowBytes);
-    DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
-    DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.as<std::uint8_t>() + countBytes, post_.deviceRows(), rowBytes, cudaMemcpyDeviceToHost, stream_.get()));
-    slot.raw = RawOutput{};
+    queueBoxesBack(slot, batch, config);
   }
+}
+
+void Pipeline::queueBoxesBack(Slot& slot, int batch, const DetectConfig& config) {
+  const std::size_t countBytes = sizeof(std::int32_t) * batch;
+  const std::size_t rowBytes = static_cast<std::size_t>(batch) * config.maxDet * 6 * sizeof(float);
+  slot.batch = batch;
+  slot.raw = RawOutput{};
+  slot.hostOut.reserve(countBytes + rowBytes);
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
+  DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.as<std::uint8_t>() + countBytes, post_.deviceRows(), rowBytes, cudaMemcpyDeviceToHost, stream_.get()));
   DETQ_CUDA_CHECK(cudaEventRecord(slot.done.get(), stream_.get()));
 }
 
@@ -292,27 +298,17 @@ std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, in
   }
   int index = 0;
   Slot& slot = takeSlot(&index);
-  const std::size_t countBytes = sizeof(std::int32_t) * batch;
-  const std::size_t rowFloats = static_cast<std::size_t>(batch) * config.maxDet * 6;
-  std::vector<std::int32_t> counts(batch);
-  std::vector<float> rowsOut(rowFloats);
   DeviceBuffer deviceRaw(raw.size() * sizeof(float));
+  std::vector<FrameResult> out;
   drainingOnError([&] {
     std::vector<int> live;
     std::vector<std::string> errors;
     stage(slot, index, geometry, live, errors);
     DETQ_CUDA_CHECK(cudaMemcpyAsync(deviceRaw.data(), raw.data(), raw.size() * sizeof(float), cudaMemcpyHostToDevice, stream_.get()));
     post_.run(deviceRaw.data(), DType::kFloat32, batch, rows, anchors, deviceDescs(slot), config, stream_.get());
-    DETQ_CUDA_CHECK(cudaMemcpyAsync(counts.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
-    DETQ_CUDA_CHECK(cudaMemcpyAsync(rowsOut.data(), post_.deviceRows(), rowFloats * sizeof(float), cudaMemcpyDeviceToHost, stream_.get()));
-    stream_.synchronize();
+    queueBoxesBack(slot, batch, config);
+    out = readResults(slot, config);
   });
-  std::vector<FrameResult> out(batch);
-  for (int b = 0; b < batch; ++b) {
-    const float* r = rowsOut.data() + static_cast<std::size_t>(b) * config.maxDet * 6;
-    out[b].count = counts[b];
-    out[b].rows.assign(r, r + static_cast<std::size_t>(counts[b]) * 6);
-  }
   return out;
 }
 

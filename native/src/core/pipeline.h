@@ -82,9 +82,11 @@ class Pipeline {
   // buffers and the caller's frames (released once the job settles).
   template <typename Work>
   void drainingOnError(Work&& work);
-  // Compute stream: waits for the slot's staging, then letterbox, network, decode + NMS (or the
-  // end-to-end output) and the copy back into hostOut, ending with `slot.done`.
+  // Compute stream (after the slot's staging): letterbox, network, decode + NMS (or the end-to-end
+  // output) and the copy back into hostOut, ending with `slot.done`.
   void runDevice(Slot& slot, int batch, const DetectConfig& config);
+  // Queues the copy of the post-processor's counts and boxes into the slot's hostOut, then `slot.done`.
+  void queueBoxesBack(Slot& slot, int batch, const DetectConfig& config);
   // After `slot.done`: the host side of the results.
   std::vector<FrameResult> readResults(Slot& slot, const DetectConfig& config);
   static const LetterboxDesc* deviceDescs(const Slot& slot) { return slot.deviceIn.as<LetterboxDesc>(); }
