@@ -1,7 +1,7 @@
 import { basename, join } from 'node:path';
 import { buildRunSummary, EngineFault, FatalError, type DetectParams, type OutputFormat, type RunSummary } from '@detq/core';
 import { renderPreview, type DecodeLimits } from '@detq/imaging';
-import type { EngineChoice } from '@detq/inference';
+import type { EngineChoice, EngineInfo } from '@detq/inference';
 import { OutputWriter, OUTPUT_FILES, type CocoIdMap } from '@detq/formats';
 import { isS3Uri, joinUri, RoutingStore, type ObjectStore } from '@detq/storage';
 import { Batcher } from './batcher';
@@ -51,6 +51,11 @@ export interface Progress {
 export interface LocalRunHooks {
   progress?: (p: Progress) => void;
   notice?: (line: string) => void;
+}
+
+/** Images `detq label` keeps in flight: enough to fill every batch the engine runs at once plus the next ones forming. */
+export function localRunWindow(batch: number, engine: Pick<EngineInfo, 'parallelBatches'>): number {
+  return Math.max(16, batch * ((engine.parallelBatches ?? 1) + 2));
 }
 
 /** `detq label`: lists the input, labels every image through the shared core and writes all outputs. */
@@ -128,8 +133,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       model,
       names,
       params: options.params,
-      // Enough to fill every batch the engine runs at once plus the next ones forming.
-      window: Math.max(16, options.batch * ((engine.info.parallelBatches ?? 1) + 2)),
+      window: localRunWindow(options.batch, engine.info),
       keepRgb: options.previews,
     });
     for await (const { record, rgb } of stream) {
