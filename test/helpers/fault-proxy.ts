@@ -4,8 +4,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * - pass: bytes flow both ways.
  * - refuse: nothing listens on the port (clients get ECONNREFUSED); open connections are reset.
  * - blackhole: connections are accepted and never answered; open connections go silent too.
+ * - hold: connections are accepted and what clients send is kept back, then forwarded on the switch to
+ *   pass (a stalled server: every request waits, none fails).
  */
-export type ProxyMode = 'pass' | 'refuse' | 'blackhole';
+export type ProxyMode = 'pass' | 'refuse' | 'blackhole' | 'hold';
 
 export interface FaultProxy {
   /** http://127.0.0.1:<port>, to use as S3_ENDPOINT. */
@@ -26,6 +28,8 @@ export interface FaultProxy {
 interface Pair {
   client: Socket;
   upstream?: Socket;
+  /** What the client sent while the proxy held. */
+  held: Buffer[];
 }
 
 /**
@@ -48,7 +52,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
 
   const onConnection = (client: Socket) => {
     accepted++;
-    const pair: Pair = { client };
+    const pair: Pair = { client, held: [] };
     pairs.add(pair);
     client.on('error', () => drop(pair));
     client.on('close', () => drop(pair));
@@ -64,6 +68,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         triggers.splice(triggers.indexOf(t), 1);
         void apply(t.mode).then(t.fire);
       }
+      if (mode === 'hold') pair.held.push(data);
       if (mode === 'pass' && pairs.has(pair)) upstream.write(data);
     });
     upstream.on('data', (data: Buffer) => {
@@ -96,6 +101,8 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     } else if (prev === 'refuse') {
       await listen(port);
     }
+    if (next === 'pass')
+      for (const p of pairs) for (const data of p.held.splice(0)) p.upstream?.write(data);
   };
 
   await listen(0);

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { FatalError } from './errors';
 
 /**
- * Timeouts, outage budgets and failure limits of the worker, the API and their S3 clients, read from
- * the environment. Kept apart from the other settings so one process schema can absorb them whole.
+ * Timeouts, outage budgets and failure limits of the worker, the API and their S3 clients (with the
+ * clients' connection pool), read from the environment. Kept apart from the other settings so one process schema can absorb them whole.
  */
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const flag = z
@@ -18,6 +18,12 @@ export const faultEnvSchema = z.object({
   DETQ_S3_REQUEST_TIMEOUT_MS: ms(60_000),
   /** Longest an S3 socket may stay silent, e.g. mid-body. */
   DETQ_S3_SOCKET_TIMEOUT_MS: ms(30_000),
+  /**
+   * Connections one S3 client keeps open at most (kept alive between requests). A GPU worker reads a few
+   * thousand COCO-size objects a second, ~70 GETs in flight at 30 ms each (apps/worker/README.md); the
+   * SDK's default of 50 would queue them.
+   */
+  DETQ_S3_MAX_SOCKETS: z.coerce.number().int().min(1).max(4096).default(256),
   /** How long transient S3 failures (refused, reset, 5xx, throttling, timeouts) are retried before an image, chunk or finalisation gives up. */
   DETQ_S3_OUTAGE_BUDGET_MS: ms(10 * 60_000),
   /** Longest one engine call (one batch) may take before the engine is declared broken. */
@@ -33,7 +39,7 @@ export const faultEnvSchema = z.object({
 });
 
 export interface FaultSettings {
-  s3: { connectTimeoutMs: number; requestTimeoutMs: number; socketTimeoutMs: number; outageBudgetMs: number };
+  s3: { connectTimeoutMs: number; requestTimeoutMs: number; socketTimeoutMs: number; outageBudgetMs: number; maxSockets: number };
   batchTimeoutMs: number;
   chunkTimeoutMs: number;
   maxEngineFailures: number;
@@ -55,6 +61,7 @@ export function faultSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Faul
       requestTimeoutMs: e.DETQ_S3_REQUEST_TIMEOUT_MS,
       socketTimeoutMs: e.DETQ_S3_SOCKET_TIMEOUT_MS,
       outageBudgetMs: e.DETQ_S3_OUTAGE_BUDGET_MS,
+      maxSockets: e.DETQ_S3_MAX_SOCKETS,
     },
     batchTimeoutMs: e.DETQ_BATCH_TIMEOUT_MS,
     chunkTimeoutMs: e.DETQ_CHUNK_TIMEOUT_MS,

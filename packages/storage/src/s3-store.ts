@@ -15,7 +15,9 @@ import { retryTransient } from './transient';
 
 /**
  * S3 settings from the standard AWS variables plus S3_ENDPOINT / S3_FORCE_PATH_STYLE for S3-compatible
- * servers, and detq's S3 timeouts: without them a black-holed connection hangs a request forever.
+ * servers, and detq's S3 timeouts (without them a black-holed connection hangs a request forever) and
+ * connection pool: kept-alive sockets, as many as DETQ_S3_MAX_SOCKETS, so a worker's reads in flight do
+ * not queue behind the SDK's default 50 or pay a handshake each.
  */
 export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
   const { s3 } = faultSettingsFromEnv(env);
@@ -29,6 +31,8 @@ export function s3ConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientC
       requestTimeout: s3.requestTimeoutMs,
       throwOnRequestTimeout: true,
       socketTimeout: s3.socketTimeoutMs,
+      httpAgent: { keepAlive: true, maxSockets: s3.maxSockets },
+      httpsAgent: { keepAlive: true, maxSockets: s3.maxSockets },
     },
   };
   if (env.S3_ENDPOINT) config.endpoint = env.S3_ENDPOINT;
