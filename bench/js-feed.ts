@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { detectParamsSchema, sharedDir } from '@detq/core';
 import { OutputWriter } from '@detq/formats';
 import type { Engine, Frame, FrameOutcome } from '@detq/inference';
-import { Batcher, FramePreparer, labelStream, localRunWindow, type LabelSource } from '@detq/pipeline';
+import { Batcher, FramePreparer, labelStream, engineWindow, type LabelSource } from '@detq/pipeline';
 import { FileStore } from '@detq/storage';
 
 const reads = Number(process.env.BENCH_READS ?? 20_480);
@@ -72,7 +72,7 @@ try {
     model: { name: 'stand-in', sha256: '0'.repeat(64), engine: 'torch', imgsz: [640, 640] },
     names,
     params,
-    window: localRunWindow(batch, engine.info),
+    window: engineWindow(batch, engine.info),
   });
   for await (const { record } of stream) {
     if (record.error) throw new Error(`${record.key}: ${record.error.code} ${record.error.message}`);

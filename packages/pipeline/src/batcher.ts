@@ -43,7 +43,8 @@ export class Batcher {
   private readonly queues = new Map<string, { params: DetectParams; items: Waiting[]; since: number }>();
   private timer?: NodeJS.Timeout;
   private inFlight = 0;
-  private readonly maxBatch: number;
+  /** Frames per engine call at most. */
+  readonly maxBatch: number;
   private readonly maxInFlight: number;
   private readonly idle: (() => void)[] = [];
   private closed = false;

@@ -1,6 +1,6 @@
 import { EngineFault, ImageError, keyProblem, type DetectParams, type ImageRecord, type ModelInfo } from '@detq/core';
 import type { DecodeLimits } from '@detq/imaging';
-import { DeviceDecodeError, type Frame, type FrameDetections } from '@detq/inference';
+import { DeviceDecodeError, type EngineInfo, type Frame, type FrameDetections } from '@detq/inference';
 import type { ObjectStore } from '@detq/storage';
 import type { Batcher } from './batcher';
 import type { FramePreparer } from './frame-preparer';
@@ -32,6 +32,11 @@ export interface LabelContext {
    * images than a set of thumbnails (default DEFAULT_WINDOW_BYTES). One image is always let through.
    */
   windowBytes?: number;
+  /**
+   * The tally windowBytes bounds. Streams given one tally stay under windowBytes together (a worker's
+   * concurrent chunks); by default each stream keeps its own.
+   */
+  inFlightBytes?: InFlightBytes;
   /** Keep the decoded RGB of the first N images (for previews). */
   keepRgb?: number;
   limits?: DecodeLimits;
@@ -43,6 +48,41 @@ export interface LabelContext {
 
 export const DEFAULT_WINDOW_BYTES = 512 * 1024 * 1024;
 
+/** Images in flight that keep every batch the engine runs at once filled, plus the next ones forming. */
+export function engineWindow(batch: number, engine: Pick<EngineInfo, 'parallelBatches'>): number {
+  return Math.max(16, batch * ((engine.parallelBatches ?? 1) + 2));
+}
+
+/**
+ * Bytes held by images in flight. An image is weighed when it starts, before its read lands (a burst of
+ * starts would otherwise read a whole count window of 100 MP files at once): by its listed size, else
+ * as the heaviest image seen so far, else (the first one) as the whole budget. It counts at least that
+ * until it is done (its read may land before its decode adds the pixels), more once it weighs more.
+ */
+export class InFlightBytes {
+  bytes = 0;
+  private heaviest = 0;
+
+  /** Weighs an image about to be read; returns what was counted. */
+  reserve(listedSize: number | undefined, budget: number): number {
+    const weight = listedSize ?? (this.heaviest || budget);
+    this.bytes += weight;
+    return weight;
+  }
+
+  /** An image now weighs `actual`; returns what it counts from now on. */
+  reweigh(counted: number, actual: number): number {
+    const next = Math.max(counted, actual);
+    this.bytes += next - counted;
+    this.heaviest = Math.max(this.heaviest, actual);
+    return next;
+  }
+
+  release(counted: number): void {
+    this.bytes -= counted;
+  }
+}
+
 export interface LabelledImage {
   record: ImageRecord;
   rgb?: Uint8Array;
@@ -52,7 +92,17 @@ export interface LabelledImage {
  * Labels one image: read, decode, detect. Failures become the image's error record, except the ones
  * that are not the image's: an engine fault or an abort, which end the stream.
  */
-async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, held: { bytes: number }): Promise<LabelledImage> {
+async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, held: InFlightBytes, reserved: number): Promise<LabelledImage> {
+  let weight = reserved;
+  try {
+    return await readAndLabel(src, ctx, keepRgb, (actual) => (weight = held.reweigh(weight, actual)));
+  } finally {
+    held.release(weight);
+  }
+}
+
+/** labelOne's work; `weigh` is told the image's weight in bytes each time it grows. */
+async function readAndLabel(src: LabelSource, ctx: LabelContext, keepRgb: boolean, weigh: (bytes: number) => void): Promise<LabelledImage> {
   // Keys name output files: one that could leave the output root is never read nor written.
   const unsafe = keyProblem(src.key);
   if (unsafe) return { record: errorRecord(src.key, new ImageError('BAD_KEY', `the key ${JSON.stringify(src.key)} ${unsafe}`), ctx.model, ctx.params) };
@@ -72,15 +122,15 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, h
     return { record: errorRecord(src.key, e, ctx.model, ctx.params) };
   }
   let weight = bytes.length;
-  held.bytes += weight;
-  const weigh = (frame: Frame) => {
+  weigh(weight);
+  const addPixels = (frame: Frame) => {
     if (frame.layout === 'encoded') return;
-    held.bytes += frame.pixels.length;
     weight += frame.pixels.length;
+    weigh(weight);
   };
   try {
     let img = await ctx.preparer.prepare(bytes, keepRgb);
-    weigh(img.frame);
+    addPixels(img.frame);
     let dets: FrameDetections;
     try {
       dets = await ctx.batcher.detect(img.frame, ctx.params);
@@ -88,7 +138,7 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, h
       if (!(err instanceof DeviceDecodeError)) throw err;
       // The GPU could not decode this one: sharp decodes it, so it gets the CPU path's result or error code.
       img = await ctx.preparer.decode(bytes, keepRgb);
-      weigh(img.frame);
+      addPixels(img.frame);
       dets = await ctx.batcher.detect(img.frame, ctx.params);
     }
     const record = toRecord(src.key, img.width, img.height, dets, ctx.names, ctx.model, ctx.params);
@@ -96,8 +146,6 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, h
   } catch (err) {
     if (err instanceof EngineFault) throw err;
     return { record: errorRecord(src.key, err, ctx.model, ctx.params) };
-  } finally {
-    held.bytes -= weight;
   }
 }
 
@@ -108,11 +156,11 @@ async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, h
  */
 export async function* labelStream(sources: AsyncIterable<LabelSource>, ctx: LabelContext): AsyncGenerator<LabelledImage> {
   const inFlight: Promise<LabelledImage>[] = [];
-  const held = { bytes: 0 };
+  const held = ctx.inFlightBytes ?? new InFlightBytes();
   const budget = ctx.windowBytes ?? DEFAULT_WINDOW_BYTES;
   let n = 0;
   const start = (src: LabelSource) => {
-    const p = labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0), held);
+    const p = labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0), held, held.reserve(src.size, budget));
     // Images behind one that ended the stream are never awaited: their rejections must not go unhandled.
     p.catch(() => undefined);
     inFlight.push(p);

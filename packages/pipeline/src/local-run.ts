@@ -1,13 +1,13 @@
 import { basename, join } from 'node:path';
 import { buildRunSummary, EngineFault, FatalError, type DetectParams, type OutputFormat, type RunSummary } from '@detq/core';
 import { renderPreview, type DecodeLimits } from '@detq/imaging';
-import type { EngineChoice, EngineInfo } from '@detq/inference';
+import type { EngineChoice } from '@detq/inference';
 import { OutputWriter, OUTPUT_FILES, type CocoIdMap } from '@detq/formats';
 import { isS3Uri, joinUri, RoutingStore, type ObjectStore } from '@detq/storage';
 import { Batcher } from './batcher';
 import { FramePreparer } from './frame-preparer';
 import { describeInput, inputFromArgument, listImages, noImagesMessage, type InputFilter, type ListedImage } from './input-lister';
-import { labelStream } from './label-stream';
+import { engineWindow, labelStream } from './label-stream';
 import { openEngine } from './open-engine';
 import { readResumeState, type ResumeState } from './resume';
 
@@ -19,6 +19,8 @@ export interface LocalRunOptions extends InputFilter {
   names?: string;
   engine?: EngineChoice;
   half?: boolean;
+  /** Torch: the network as captured CUDA graphs (default true). */
+  cudaGraphs?: boolean;
   /** 'cpu' decodes every image with sharp even where the engine decodes JPEGs on the GPU. */
   decode?: 'auto' | 'cpu';
   params: DetectParams;
@@ -53,11 +55,6 @@ export interface LocalRunHooks {
   notice?: (line: string) => void;
 }
 
-/** Images `detq label` keeps in flight: enough to fill every batch the engine runs at once plus the next ones forming. */
-export function localRunWindow(batch: number, engine: Pick<EngineInfo, 'parallelBatches'>): number {
-  return Math.max(16, batch * ((engine.parallelBatches ?? 1) + 2));
-}
-
 /** `detq label`: lists the input, labels every image through the shared core and writes all outputs. */
 export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = {}): Promise<RunSummary> {
   const store = options.store ?? new RoutingStore();
@@ -86,6 +83,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       ...(options.sessions !== undefined && { sessions: options.sessions }),
       ...(options.imgsz && { imgsz: options.imgsz }),
       ...(options.half !== undefined && { half: options.half }),
+      ...(options.cudaGraphs !== undefined && { cudaGraphs: options.cudaGraphs }),
       ...(hooks.notice && { notice: hooks.notice }),
       store,
     });
@@ -133,7 +131,7 @@ export async function runLocal(options: LocalRunOptions, hooks: LocalRunHooks = 
       model,
       names,
       params: options.params,
-      window: localRunWindow(options.batch, engine.info),
+      window: engineWindow(options.batch, engine.info),
       keepRgb: options.previews,
     });
     for await (const { record, rgb } of stream) {

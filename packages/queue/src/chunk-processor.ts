@@ -1,7 +1,7 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import { EngineFault, FatalError, ImageError, type ImageRecord } from '@detq/core';
 import { recordLine } from '@detq/formats';
-import { labelStream, type LabelSource } from '@detq/pipeline';
+import { engineWindow, InFlightBytes, labelStream, type LabelSource } from '@detq/pipeline';
 import type { ObjectStore } from '@detq/storage';
 import type { EnginePool } from './engine-pool';
 import type { IncrementalIndex } from './incremental-index';
@@ -39,6 +39,9 @@ async function* sources(images: ChunkJobData['images']): AsyncGenerator<LabelSou
  * lost lock end the chunk (retried, except a cancel).
  */
 export class ChunkProcessor {
+  /** One byte budget for all of this worker's chunks in flight, so memory does not grow with the concurrency. */
+  private readonly inFlightBytes = new InFlightBytes();
+
   constructor(private readonly deps: ChunkProcessorDeps) {}
 
   /** `signal` is BullMQ's: aborted on a lost lock or on shutdown (see createWorker). */
@@ -70,7 +73,9 @@ export class ChunkProcessor {
         model: rt.model,
         names: rt.names,
         params,
-        window: 2 * Math.min(rt.info.maxBatch, 16),
+        // A chunk alone can fill every batch the engine runs at once; the shared byte budget bounds them all.
+        window: engineWindow(rt.batcher.maxBatch, rt.info),
+        inFlightBytes: this.inFlightBytes,
         signal: stop,
         ...(d.maxObjectBytes && { maxObjectBytes: d.maxObjectBytes }),
       });
