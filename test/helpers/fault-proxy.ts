@@ -4,8 +4,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * - pass: bytes flow both ways.
  * - refuse: nothing listens on the port (clients get ECONNREFUSED); open connections are reset.
  * - blackhole: connections are accepted and never answered; open connections go silent too.
- * - hold: connections are accepted and what clients send is kept back, then forwarded on the switch to
- *   pass (a stalled server: every request waits, none fails).
+ * - hold: connections are accepted and what either side sends is kept back, then forwarded on the switch
+ *   to pass (a stalled server: every request waits, none fails).
  */
 export type ProxyMode = 'pass' | 'refuse' | 'blackhole' | 'hold';
 
@@ -28,8 +28,8 @@ export interface FaultProxy {
 interface Pair {
   client: Socket;
   upstream?: Socket;
-  /** What the client sent while the proxy held. */
-  held: Buffer[];
+  /** What each side sent while the proxy held. */
+  held: { toServer: Buffer[]; toClient: Buffer[] };
 }
 
 /**
@@ -52,7 +52,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
 
   const onConnection = (client: Socket) => {
     accepted++;
-    const pair: Pair = { client, held: [] };
+    const pair: Pair = { client, held: { toServer: [], toClient: [] } };
     pairs.add(pair);
     client.on('error', () => drop(pair));
     client.on('close', () => drop(pair));
@@ -68,10 +68,11 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         triggers.splice(triggers.indexOf(t), 1);
         void apply(t.mode).then(t.fire);
       }
-      if (mode === 'hold') pair.held.push(data);
+      if (mode === 'hold') pair.held.toServer.push(data);
       if (mode === 'pass' && pairs.has(pair)) upstream.write(data);
     });
     upstream.on('data', (data: Buffer) => {
+      if (mode === 'hold') pair.held.toClient.push(data);
       if (mode === 'pass' && pairs.has(pair)) client.write(data);
     });
   };
@@ -101,8 +102,14 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     } else if (prev === 'refuse') {
       await listen(port);
     }
-    if (next === 'pass')
-      for (const p of pairs) for (const data of p.held.splice(0)) p.upstream?.write(data);
+    // Held bytes reach their side on the switch to pass; any other mode drops them, as it drops traffic.
+    for (const p of pairs) {
+      const { toServer, toClient } = p.held;
+      p.held = { toServer: [], toClient: [] };
+      if (next !== 'pass') continue;
+      for (const data of toServer) p.upstream?.write(data);
+      for (const data of toClient) p.client.write(data);
+    }
   };
 
   await listen(0);

@@ -16,8 +16,11 @@ describe('S3 connection pool', () => {
   beforeAll(async () => {
     s3 = await startS3Server();
     proxy = await startFaultProxy({ host: '127.0.0.1', port: Number(new URL(s3.endpoint).port) });
+    // Written by another client: the one under test starts with no connection open.
+    const writer = new S3Store(s3ConfigFromEnv(s3.env));
+    await Promise.all(Array.from({ length: READS }, (_, i) => writer.put(`s3://in/pool/${i}.bin`, `object ${i}`)));
+    writer.destroy();
     store = new S3Store(s3ConfigFromEnv({ ...s3.env, S3_ENDPOINT: proxy.endpoint }));
-    await Promise.all(Array.from({ length: READS }, (_, i) => store.put(`s3://in/pool/${i}.bin`, `object ${i}`)));
   });
 
   afterAll(async () => {
@@ -29,6 +32,7 @@ describe('S3 connection pool', () => {
   it(`opens one connection per read in flight (${READS}, above the SDK's default 50) and reuses them`, async () => {
     const readAll = () => Promise.all(Array.from({ length: READS }, (_, i) => store.get(`s3://in/pool/${i}.bin`)));
     const opened = proxy.connections();
+    expect(opened).toBe(0);
     await proxy.set('hold');
     const first = readAll();
     await waitFor(`${READS} connections`, async () => (proxy.connections() - opened >= READS ? true : undefined), 20_000);

@@ -100,4 +100,22 @@ describe('bytes in flight', () => {
     expect(store.most).toBeLessThanOrEqual(7);
     expect(shared.bytes).toBe(0);
   }, 60_000);
+
+  it('are guessed, for an image with no listed size, from the latest 64 images only', () => {
+    const tally = new InFlightBytes();
+    expect(tally.reserve(undefined, 1000)).toBe(1000); // nothing seen: the whole budget
+    tally.settle(1000, 900); // one huge image
+    expect(tally.reserve(undefined, 1000)).toBe(900);
+    tally.settle(900, 10);
+    for (let i = 0; i < 62; i++) tally.settle(tally.reserve(undefined, 1000), 10);
+    expect(tally.reserve(undefined, 1000)).toBe(900); // still among the latest 64
+    tally.settle(900, 10);
+    expect(tally.reserve(undefined, 1000)).toBe(10);
+    expect(tally.reserve(500, 1000)).toBe(500); // a listed size is taken as it is
+    tally.settle(10, 0); // never read: teaches nothing
+    tally.settle(500, 0);
+    expect(tally.reserve(undefined, 1000)).toBe(10);
+    tally.settle(10, 10);
+    expect(tally.bytes).toBe(0);
+  });
 });

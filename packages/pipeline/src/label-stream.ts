@@ -53,19 +53,25 @@ export function engineWindow(batch: number, engine: Pick<EngineInfo, 'parallelBa
   return Math.max(16, batch * ((engine.parallelBatches ?? 1) + 2));
 }
 
+/** How many of the latest images the weight guess for an unlisted one looks at. */
+const RECENT_WEIGHTS = 64;
+
 /**
  * Bytes held by images in flight. An image is weighed when it starts, before its read lands (a burst of
- * starts would otherwise read a whole count window of 100 MP files at once): by its listed size, else
- * as the heaviest image seen so far, else (the first one) as the whole budget. It counts at least that
- * until it is done (its read may land before its decode adds the pixels), more once it weighs more.
+ * starts would otherwise read a whole count window of 100 MP files at once): by its listed size (file
+ * bytes; decoded pixels are added once known), else as the heaviest of the latest images, else (nothing
+ * seen yet) as the whole budget. It counts at least that until it is done (its read may land before its
+ * decode adds the pixels), more once it weighs more. Only recent images guess, so one huge photo does not
+ * slow a long-lived worker's later jobs.
  */
 export class InFlightBytes {
   bytes = 0;
-  private heaviest = 0;
+  private readonly recent: number[] = [];
+  private next = 0;
 
   /** Weighs an image about to be read; returns what was counted. */
   reserve(listedSize: number | undefined, budget: number): number {
-    const weight = listedSize ?? (this.heaviest || budget);
+    const weight = listedSize ?? (this.recent.length ? Math.max(...this.recent) : budget);
     this.bytes += weight;
     return weight;
   }
@@ -74,13 +80,17 @@ export class InFlightBytes {
   reweigh(counted: number, actual: number): number {
     const next = Math.max(counted, actual);
     this.bytes += next - counted;
-    this.heaviest = Math.max(this.heaviest, actual);
     return next;
   }
 
-  release(counted: number): void {
+  /** An image is done and weighed `actual` at most (0: never read): the guesses for the next ones learn from it. */
+  settle(counted: number, actual: number): void {
     this.bytes -= counted;
+    if (actual === 0) return;
+    this.recent[this.next] = actual;
+    this.next = (this.next + 1) % RECENT_WEIGHTS;
   }
+
 }
 
 export interface LabelledImage {
@@ -94,25 +104,31 @@ export interface LabelledImage {
  */
 async function labelOne(src: LabelSource, ctx: LabelContext, keepRgb: boolean, held: InFlightBytes, reserved: number): Promise<LabelledImage> {
   let weight = reserved;
+  let actual = 0;
   try {
-    return await readAndLabel(src, ctx, keepRgb, (actual) => (weight = held.reweigh(weight, actual)));
+    return await readAndLabel(src, ctx, keepRgb, (bytes) => {
+      actual = bytes;
+      weight = held.reweigh(weight, bytes);
+    });
   } finally {
-    held.release(weight);
+    held.settle(weight, actual);
   }
+}
+
+/** Why an image is not read at all, or undefined. */
+function refusalOf(src: LabelSource, ctx: LabelContext): ImageError | undefined {
+  // Keys name output files: one that could leave the output root is never read nor written.
+  const unsafe = keyProblem(src.key);
+  if (unsafe) return new ImageError('BAD_KEY', `the key ${JSON.stringify(src.key)} ${unsafe}`);
+  if (src.refused) return src.refused;
+  const maxBytes = ctx.maxObjectBytes;
+  if (maxBytes !== undefined && src.size !== undefined && src.size > maxBytes)
+    return new ImageError('FILE_TOO_LARGE', `the object has ${src.size} bytes, above the limit of ${maxBytes} (not downloaded)`);
+  return undefined;
 }
 
 /** labelOne's work; `weigh` is told the image's weight in bytes each time it grows. */
 async function readAndLabel(src: LabelSource, ctx: LabelContext, keepRgb: boolean, weigh: (bytes: number) => void): Promise<LabelledImage> {
-  // Keys name output files: one that could leave the output root is never read nor written.
-  const unsafe = keyProblem(src.key);
-  if (unsafe) return { record: errorRecord(src.key, new ImageError('BAD_KEY', `the key ${JSON.stringify(src.key)} ${unsafe}`), ctx.model, ctx.params) };
-  const maxBytes = ctx.maxObjectBytes;
-  const refusal =
-    src.refused ??
-    (maxBytes !== undefined && src.size !== undefined && src.size > maxBytes
-      ? new ImageError('FILE_TOO_LARGE', `the object has ${src.size} bytes, above the limit of ${maxBytes} (not downloaded)`)
-      : undefined);
-  if (refusal) return { record: errorRecord(src.key, refusal, ctx.model, ctx.params) };
   let bytes: Buffer;
   try {
     bytes = await ctx.store.get(src.uri, ctx.signal ? { signal: ctx.signal } : {});
@@ -160,7 +176,11 @@ export async function* labelStream(sources: AsyncIterable<LabelSource>, ctx: Lab
   const budget = ctx.windowBytes ?? DEFAULT_WINDOW_BYTES;
   let n = 0;
   const start = (src: LabelSource) => {
-    const p = labelOne(src, ctx, n++ < (ctx.keepRgb ?? 0), held, held.reserve(src.size, budget));
+    const keepRgb = n++ < (ctx.keepRgb ?? 0);
+    const refusal = refusalOf(src, ctx);
+    const p = refusal
+      ? Promise.resolve({ record: errorRecord(src.key, refusal, ctx.model, ctx.params) })
+      : labelOne(src, ctx, keepRgb, held, held.reserve(src.size, budget));
     // Images behind one that ended the stream are never awaited: their rejections must not go unhandled.
     p.catch(() => undefined);
     inFlight.push(p);
