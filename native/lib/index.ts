@@ -81,6 +81,8 @@ export interface NativeModelInfo {
   maxBatch: number;
   precision: 'fp32' | 'fp16' | 'int8';
   inputType: 'float32' | 'float16';
+  /** Each padded batch size's network replays as a CUDA graph (torch with `cudaGraphs`). */
+  cudaGraphs: boolean;
   /** Raw YOLO head, or end-to-end boxes [batch, N, 6] (see @detq/inference output-layout.ts). */
   outputLayout: 'raw' | 'end2end';
   /** 0 for end-to-end outputs: the model's metadata says how many classes. */
@@ -125,6 +127,8 @@ export interface NativeLoadOptions {
   half?: boolean;
   /** Torch: convolutions in channels-last layout (default true). */
   channelsLast?: boolean;
+  /** Torch: replay each padded batch size's forward as a CUDA graph, captured on its second run (default true). */
+  cudaGraphs?: boolean;
   maxBatch?: number;
   inputWidth?: number;
   inputHeight?: number;

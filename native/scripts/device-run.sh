@@ -7,7 +7,8 @@
 #   device-run.sh prof  build, then one end-to-end run on COCO-size files with a CPU profile of every JS
 #                       thread and the native per-batch timings (DETQ_DEBUG) in $OUT, then the benchmark
 #   device-run.sh rss build, then `detq label` alone in its process under /usr/bin/time -v, on the COCO-size
-#                     list and on 12 MP photos made from the carried images: each run's own peak RSS
+#                     list, on 12 MP photos made from the carried images and on 16 100 MP photos made from
+#                     the first of them: each run's own peak RSS
 #   device-run.sh label  build, then `detq label` on the COCO-size list, its rate only (quick comparisons)
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only
@@ -98,14 +99,21 @@ case "$phase" in
     rm -rf $run/label-out
     ;;
   rss)
-    photos=$run/photos-12mp
-    mkdir -p $photos
+    photos=$run/photos-12mp huge=$run/photos-100mp
+    mkdir -p $photos $huge
+    # 100 MP (11547x8660, just under --max-pixels' default): the byte window, not the count, bounds what is in flight.
     node -e "
-      const sharp = require('sharp'); const fs = require('fs'); const [src, dst] = process.argv.slice(1);
-      (async () => { for (const f of fs.readdirSync(src)) await sharp(src + '/' + f).rotate().resize(4032, 3024, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(dst + '/' + f); })();
-    " $shared/datasets/coco128/images/train2017 $photos || status=1
+      const sharp = require('sharp'); const fs = require('fs'); const [src, dst, big] = process.argv.slice(1);
+      const make = (f, dir, w, h) => sharp(src + '/' + f).rotate().resize(w, h, { fit: 'fill' }).jpeg({ quality: 90 }).toFile(dir + '/' + f);
+      (async () => {
+        const files = fs.readdirSync(src);
+        for (const f of files) await make(f, dst, 4032, 3024);
+        await Promise.all(files.slice(0, 16).map((f) => make(f, big, 11547, 8660)));
+      })();
+    " $shared/datasets/coco128/images/train2017 $photos $huge || status=1
     for i in $(seq 90); do ls $PWD/$photos/*.jpg; done > $run/photos-list.txt
-    for set in "coco $(coco_list)" "12mp $run/photos-list.txt"; do
+    for i in $(seq 16); do ls $PWD/$huge/*.jpg; done > $run/huge-list.txt
+    for set in "coco $(coco_list)" "12mp $run/photos-list.txt" "100mp $run/huge-list.txt"; do
       set -- $set
       UV_THREADPOOL_SIZE=16 /usr/bin/time -v node apps/cli/bin/detq.js label "$2" --out $run/rss-out --engine torch --half --model $model --batch 32 \
         > /dev/null 2> "$OUT/rss-$1.log" || status=1

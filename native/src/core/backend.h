@@ -27,6 +27,8 @@ struct ModelInfo {
   // Input wanted as NCHW in channels-last strides (NHWC in memory): cuDNN's tensor-core convolutions
   // run without layout transposes then.
   bool channelsLast = false;
+  // Each padded batch size's network runs as a captured CUDA graph (torch; see LoadOptions::cudaGraphs).
+  bool cudaGraphs = false;
   // Raw head: outputRows = 4 + classes, anchors. End-to-end: outputRows = detections per image, anchors = 6.
   OutputLayout outputLayout = OutputLayout::kRaw;
   int outputRows = 0;
@@ -78,6 +80,9 @@ struct LoadOptions {
   bool half = false;
   // Torch: run convolutions in channels-last layout (see ModelInfo::channelsLast).
   bool channelsLast = true;
+  // Torch: replay each padded batch size's forward as a CUDA graph, captured on its second run. TensorRT
+  // ignores it (its enqueue is not captured here).
+  bool cudaGraphs = true;
   int maxBatch = 32;
   // 0 = the model's own resolution (TensorRT: the profile's optimum).
   int inputWidth = 0;

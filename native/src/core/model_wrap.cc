@@ -35,6 +35,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   obj.Set("maxBatch", m.maxBatch);
   obj.Set("precision", precisionName(m.precision));
   obj.Set("inputType", dtypeName(m.inputType));
+  obj.Set("cudaGraphs", m.cudaGraphs);
   const bool end2end = m.outputLayout == OutputLayout::kEnd2End;
   obj.Set("outputLayout", end2end ? "end2end" : "raw");
   // End-to-end outputs do not say how many classes there are: the caller's metadata does.

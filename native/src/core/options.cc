@@ -79,6 +79,7 @@ LoadOptions parseLoadOptions(const Napi::Object& obj) {
   o.device = static_cast<int>(optionalNumber(obj, "device", 0));
   o.half = optionalBool(obj, "half", false);
   o.channelsLast = optionalBool(obj, "channelsLast", o.channelsLast);
+  o.cudaGraphs = optionalBool(obj, "cudaGraphs", o.cudaGraphs);
   o.maxBatch = static_cast<int>(optionalNumber(obj, "maxBatch", o.maxBatch));
   o.inputWidth = static_cast<int>(optionalNumber(obj, "inputWidth", 0));
   o.inputHeight = static_cast<int>(optionalNumber(obj, "inputHeight", 0));

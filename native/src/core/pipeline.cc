@@ -33,6 +33,11 @@ void checkGeometry(const std::vector<HostFrame>& frames, int width, int height) 
   }
 }
 
+// One network input image in the model's input type.
+std::size_t networkImageBytes(const ModelInfo& info) {
+  return static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
+}
+
 double msSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
@@ -41,7 +46,10 @@ double msSince(std::chrono::steady_clock::time_point t) {
 
 Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile)
     : device_(device), guard_(device), model_(std::move(model)) {
-  if (model_) instance_ = model_->createInstance(profile);
+  if (!model_) return;
+  instance_ = model_->createInstance(profile);
+  // Sized for the largest batch once, so the network input never moves: CUDA graphs captured on it stay valid.
+  netInput_.reserve(networkImageBytes(model_->info()) * model_->info().maxBatch);
 }
 
 Pipeline::~Pipeline() {
@@ -143,8 +151,7 @@ void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
   const ModelInfo& info = model_->info();
   // A few padded sizes only (ModelInfo::batchSizes): every new input shape costs autotuning or a TensorRT shape switch.
   const int run = paddedBatch(info, batch);
-  const std::size_t imageBytes = static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
-  netInput_.reserveAfter(imageBytes * run, stream_.get());
+  const std::size_t imageBytes = networkImageBytes(info);
   launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), info.inputType, info.inputWidth,
                   info.inputHeight, info.channelsLast, stream_.get());
   // Padding images are zeros; their outputs are never decoded.

@@ -99,7 +99,7 @@ class Pipeline {
   CudaStream copyStream_;  // staging: uploads and JPEG decoding, overlapping the compute stream
   Slot slots_[kSlots];
   int nextSlot_ = 0;
-  DeviceBuffer netInput_;
+  DeviceBuffer netInput_;  // the network's input: sized for maxBatch once, it never moves (CUDA graphs read it)
   YoloPostprocessor post_;
   std::unique_ptr<JpegDecoder> jpeg_;  // made on the first JPEG frame
   std::string jpegUnavailable_;        // why it could not be made, once that failed

@@ -1,16 +1,23 @@
 // LibTorch backend: a TorchScript traced on CUDA (yolo export format=torchscript device=0), loaded once
 // per device and shared; each execution context runs it on its own CUDA stream. FP16 converts the
-// module (.half()) and feeds it half input straight from the letterbox kernel.
+// module (.half()) and feeds it half input straight from the letterbox kernel. With CUDA graphs, each
+// context replays one captured forward per padded batch size instead of the interpreter launching the
+// network's kernels one by one (host time that, at batch 32, was most of a batch's).
 #include <ATen/Context.h>
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/script.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <regex>
 #include <stdexcept>
 
 #include "../core/backend.h"
+#include "../core/cuda_check.h"
+#include "../core/log.h"
 
 namespace detq {
 namespace {
@@ -32,8 +39,27 @@ class TorchInstance : public InstanceState {
   RawOutput run(const void* input, int batch, cudaStream_t stream) override;
 
  private:
+  // One padded batch size's forward on this context's stream. Its first run is eager (it sets up what
+  // the stream needs, such as cuBLAS's workspace, outside any capture); the second is captured, and
+  // every later one replays the graph.
+  struct BatchGraph {
+    bool ranEager = false;
+    bool uncapturable = false;  // capture failed once: this size stays eager
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+    at::Tensor output;  // the graph's output; each replay rewrites it
+  };
+  at::Tensor forward(const at::Tensor& input, int batch, cudaStream_t stream);
+  // Captures `input`'s forward into `g`; false (and a warning) when the network cannot be captured.
+  bool capture(BatchGraph& g, const at::Tensor& input, int batch, cudaStream_t stream);
+
   TorchModel& model_;  // the pipeline holding this instance also holds the model
   at::Tensor output_;  // kept alive until the next run: post-processing reads it on the same stream
+  // Graphs read their input at the address they were captured with: they are dropped when it moves.
+  const void* graphInput_ = nullptr;
+  std::map<int, BatchGraph> graphs_;
+  // One memory pool for all of this context's graphs: they replay one at a time on its stream, and each
+  // output is read (post-processing, or the copy of end-to-end rows) before the next replay is queued.
+  decltype(at::cuda::graph_pool_handle()) pool_ = at::cuda::graph_pool_handle();
 };
 
 class TorchModel : public ModelState {
@@ -66,6 +92,7 @@ class TorchModel : public ModelState {
     info_.precision = o.half ? Precision::kFp16 : Precision::kFp32;
     info_.inputType = o.half ? DType::kFloat16 : DType::kFloat32;
     info_.channelsLast = o.channelsLast;
+    info_.cudaGraphs = o.cudaGraphs;
     half_ = o.half;
 
     // The output shape (and Ultralytics' end2end flag) tells the layout: raw head or end-to-end boxes.
@@ -124,6 +151,55 @@ TorchInstance::TorchInstance(TorchModel& model) : model_(model) {
   }
 }
 
+bool TorchInstance::capture(BatchGraph& g, const at::Tensor& input, int batch, cudaStream_t stream) {
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  at::Tensor output;
+  try {
+    // Thread-local capture: the other contexts' threads keep allocating and synchronising meanwhile.
+    graph->capture_begin(pool_, cudaStreamCaptureModeThreadLocal);
+    try {
+      output = model_.forward(input);
+    } catch (...) {
+      // Ends the capture the failed forward left open, so the stream can run eagerly again.
+      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+      if (cudaStreamIsCapturing(stream, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+        try {
+          graph->capture_end();
+        } catch (const c10::Error&) {
+        }
+      }
+      throw;
+    }
+    graph->capture_end();
+  } catch (const c10::Error& e) {
+    cudaGetLastError();  // a failed capture's error is not sticky: clear it for the eager run that follows
+    g.uncapturable = true;
+    log(LogLevel::kWarn, "torch: batch " + std::to_string(batch) + " runs without a CUDA graph: capture failed: " + e.what_without_backtrace());
+    return false;
+  }
+  g.graph = std::move(graph);
+  g.output = std::move(output);
+  return true;
+}
+
+at::Tensor TorchInstance::forward(const at::Tensor& input, int batch, cudaStream_t stream) {
+  if (!model_.info().cudaGraphs) return model_.forward(input);
+  if (input.data_ptr() != graphInput_) {
+    // A replay may still be running: it finishes before its graph and pool go.
+    if (!graphs_.empty()) DETQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+    graphs_.clear();
+    graphInput_ = input.data_ptr();
+  }
+  BatchGraph& g = graphs_[batch];
+  if (!g.graph && g.ranEager && !g.uncapturable) capture(g, input, batch, stream);
+  if (!g.graph) {
+    g.ranEager = true;
+    return model_.forward(input);
+  }
+  g.graph->replay();
+  return g.output;
+}
+
 RawOutput TorchInstance::run(const void* input, int batch, cudaStream_t stream) {
   const ModelInfo& info = model_.info();
   const auto device = static_cast<c10::DeviceIndex>(info.deviceIndex);
@@ -135,7 +211,7 @@ RawOutput TorchInstance::run(const void* input, int batch, cudaStream_t stream) 
     // The letterbox kernel wrote NCHW or, for channels-last, NHWC memory: say which through the strides.
     const std::vector<int64_t> strides = info.channelsLast ? std::vector<int64_t>{3 * h * w, 1, 3 * w, 3} : std::vector<int64_t>{3 * h * w, h * w, w, 1};
     at::Tensor in = torch::from_blob(const_cast<void*>(input), {batch, 3, h, w}, strides, options);
-    output_ = model_.forward(in);
+    output_ = forward(in, batch, stream);
   } catch (const c10::Error& e) {
     throw std::runtime_error(std::string("torch inference failed: ") + e.what_without_backtrace());
   }

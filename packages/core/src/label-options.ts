@@ -27,6 +27,8 @@ export const labelFlagsSchema = z.object({
   names: z.string().optional(),
   engine: engineChoiceSchema.default('onnxruntime-cpu'),
   half: z.boolean().default(false),
+  /** Torch: the network as captured CUDA graphs, one per padded batch size (--no-cuda-graphs: launched op by op). */
+  cudaGraphs: z.boolean().default(true),
   /** Where JPEGs are decoded: 'auto' = on the GPU (nvJPEG) when the engine can, 'cpu' = always sharp. */
   decode: z.enum(['auto', 'cpu']).default('auto'),
   conf: z.coerce.number().min(0).max(1).default(0.25),

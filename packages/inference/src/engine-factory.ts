@@ -19,6 +19,8 @@ export interface EngineOptions {
   half?: boolean;
   /** CUDA device index of the GPU engines (default 0). */
   device?: number;
+  /** Torch: the network as captured CUDA graphs (default true). */
+  cudaGraphs?: boolean;
   /** Told about fallbacks in one line (the CLI prints it to stderr). */
   notice?: (line: string) => void;
 }
@@ -49,5 +51,11 @@ export async function createEngine(choice: EngineChoice, options: EngineOptions)
 }
 
 function gpuOptions(o: EngineOptions) {
-  return { ...(o.half !== undefined && { half: o.half }), ...(o.device !== undefined && { device: o.device }), ...(o.maxBatch !== undefined && { maxBatch: o.maxBatch }), ...(o.imgsz && { imgsz: o.imgsz }) };
+  return {
+    ...(o.half !== undefined && { half: o.half }),
+    ...(o.device !== undefined && { device: o.device }),
+    ...(o.maxBatch !== undefined && { maxBatch: o.maxBatch }),
+    ...(o.imgsz && { imgsz: o.imgsz }),
+    ...(o.cudaGraphs !== undefined && { cudaGraphs: o.cudaGraphs }),
+  };
 }

@@ -79,6 +79,8 @@ export interface EngineInfo {
   classNames?: string[];
   /** How the model's output is decoded (see output-layout.ts). */
   outputLayout: 'raw' | 'end2end';
+  /** GPU engines: the network replays a captured CUDA graph per padded batch size (torch). */
+  cudaGraphs?: boolean;
 }
 
 /**

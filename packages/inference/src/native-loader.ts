@@ -79,6 +79,8 @@ export interface NativeEngineOptions {
    * engines, the others run the network (default DETQ_GPU_CONTEXTS, else 2).
    */
   contexts?: number;
+  /** Torch: replay each padded batch size's network as a CUDA graph (default true; false to compare or to opt out). */
+  cudaGraphs?: boolean;
 }
 
 /** What a backend's loader adds: its batch range, and for TensorRT the checked plan and its header's facts. */
@@ -131,6 +133,7 @@ export class NativeEngine implements Engine {
         half: options.half ?? false,
         maxBatch: source.batchRange.max,
         batchSizes: paddedBatchSizes(source.batchRange),
+        cudaGraphs: options.cudaGraphs ?? true,
         ...(options.imgsz && { inputHeight: options.imgsz[0], inputWidth: options.imgsz[1] }),
         ...source.load,
       });
@@ -163,6 +166,7 @@ export class NativeEngine implements Engine {
         numClasses: m.outputLayout === 'raw' ? m.numClasses : (source.classNames?.length ?? 0),
         ...(source.classNames?.length && { classNames: source.classNames }),
         outputLayout: m.outputLayout,
+        cudaGraphs: m.cudaGraphs,
       },
       contexts,
     );

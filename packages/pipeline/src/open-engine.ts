@@ -12,6 +12,8 @@ export interface OpenEngineOptions extends ResolveModelOptions {
   half?: boolean;
   /** CUDA device of the GPU engines. */
   device?: number;
+  /** Torch: the network as captured CUDA graphs (default true). */
+  cudaGraphs?: boolean;
   notice?: (line: string) => void;
 }
 
@@ -35,6 +37,7 @@ export async function openEngine(options: OpenEngineOptions = {}): Promise<Opene
     ...((options.imgsz ?? resolved.metadata.imgsz) && { imgsz: options.imgsz ?? resolved.metadata.imgsz }),
     ...(options.half !== undefined && { half: options.half }),
     ...(options.device !== undefined && { device: options.device }),
+    ...(options.cudaGraphs !== undefined && { cudaGraphs: options.cudaGraphs }),
     ...(options.notice && { notice: options.notice }),
   });
   const { info } = engine;

@@ -11,6 +11,8 @@ import { collectInfo } from './info';
 interface Row {
   engine: EngineKind;
   precision: string;
+  /** The network replayed as captured CUDA graphs (torch), or launched op by op. */
+  cudaGraphs: boolean;
   batch: number;
   /** Where the images start: on the GPU (engine only) or as host RGB frames through infer(). */
   input: 'device' | 'host';
@@ -21,12 +23,13 @@ interface Row {
 interface EndToEndRow {
   engine: EngineKind;
   precision: string;
+  cudaGraphs: boolean;
   batch: number;
   /** Which file set: 'coco' (the --images files) or '12mp' (photos made from them for this run). */
   set: string;
   images: number;
   imagesPerSecond: number;
-  /** End-to-end img/s over engine-only img/s at the same batch size, measured in this run. */
+  /** End-to-end img/s over engine-only img/s at the same batch size (and CUDA graphs setting), measured in this run. */
   ofEngineOnly: number;
   /** Host CPU time (user + system, all threads) per labelled image. */
   cpuMsPerImage: number;
@@ -120,9 +123,21 @@ export function register(program: Command): void {
     .option('--images <path>', 'JPEG folder or .txt list: engine-only rows use its first images (default coco128), end-to-end rows label it')
     .option('--photos-12mp <n>', 'also label N 12 MP photos (4032x3024 q90) made now from the --images JPEGs, listed to at least 4,096 reads', '0')
     .option('--decode <where>', 'end-to-end JPEG decoding: auto (GPU when the engine can) | cpu', 'auto')
+    .option('--cuda-graphs <which>', 'torch: rows with the network as captured CUDA graphs, launched op by op, or both: on | off | both', 'both')
     .option('--json', 'print the rows as JSON')
     .action(
-      async (o: { engine: string; half?: boolean; model?: string; batch: string; iterations: string; images?: string; photos12mp: string; decode: string; json?: boolean }) => {
+      async (o: {
+        engine: string;
+        half?: boolean;
+        model?: string;
+        batch: string;
+        iterations: string;
+        images?: string;
+        photos12mp: string;
+        decode: string;
+        cudaGraphs: string;
+        json?: boolean;
+      }) => {
         const info = collectInfo();
         const wanted = o.engine === 'all' ? info.engines.filter((e) => e.available).map((e) => e.kind) : [o.engine as EngineKind];
         for (const kind of wanted) {
@@ -132,6 +147,8 @@ export function register(program: Command): void {
         }
         if (o.decode !== 'auto' && o.decode !== 'cpu') throw new FatalError('USAGE', '--decode must be auto or cpu');
         const decode = o.decode;
+        const graphSettings = { on: [true], off: [false], both: [true, false] }[o.cudaGraphs];
+        if (!graphSettings) throw new FatalError('USAGE', '--cuda-graphs must be on, off or both');
         const batches = o.batch.split(',').map(Number);
         const iterations = Number(o.iterations);
         const files = await listJpegs(o.images ?? COCO128());
@@ -141,62 +158,66 @@ export function register(program: Command): void {
         const largeDir = largeCount > 0 ? await mkdtemp(join(tmpdir(), 'detq-bench-12mp-')) : undefined;
         try {
           if (largeDir) await makeLargePhotos([...new Set(files)], largeCount, largeDir);
+          const sets: [string, string][] = [];
+          if (o.images) sets.push(['coco', o.images]);
+          if (largeDir) {
+            const list = join(largeDir, 'list.txt');
+            const photos = (await readdir(largeDir)).filter((f) => f.endsWith('.jpg')).map((f) => join(largeDir, f));
+            // Seconds of labelling at GPU speed, so the first batches' start-up does not dominate the rate.
+            await writeFile(list, Array.from({ length: Math.ceil(LARGE_PHOTO_READS / Math.max(1, photos.length)) }, () => photos.join('\n')).join('\n'));
+            sets.push(['12mp', list]);
+          }
           for (const kind of wanted) {
             const gpu = kind !== 'onnxruntime-cpu';
             const half = gpu && o.half === true;
-            const { engine } = await openEngine({ engine: kind, half, maxBatch: Math.max(...batches), ...(o.model && { model: o.model }) });
-            try {
-              for (const batch of batches) {
-                const frames = await realFrames(engine, files, batch);
-                const ms = await engineOnly(engine, frames, gpu ? iterations : Math.max(2, Math.round(iterations / 5)));
-                rows.push({ engine: kind, precision: engine.info.precision, batch, input: 'device', msPerBatch: ms, imagesPerSecond: (batch * 1000) / ms });
-                if (gpu) {
-                  const hostMs = await timeInfer(engine, frames, iterations);
-                  rows.push({ engine: kind, precision: engine.info.precision, batch, input: 'host', msPerBatch: hostMs, imagesPerSecond: (batch * 1000) / hostMs });
-                }
-              }
-            } finally {
-              await engine.dispose();
-            }
-            const batch = Math.max(...batches);
-            const engineRate = rows.find((r) => r.engine === kind && r.batch === batch && r.input === 'device')?.imagesPerSecond ?? NaN;
-            const sets: [string, string][] = [];
-            if (o.images) sets.push(['coco', o.images]);
-            if (largeDir) {
-              const list = join(largeDir, 'list.txt');
-              const photos = (await readdir(largeDir)).filter((f) => f.endsWith('.jpg')).map((f) => join(largeDir, f));
-              // Seconds of labelling at GPU speed, so the first batches' start-up does not dominate the rate.
-              await writeFile(list, Array.from({ length: Math.ceil(LARGE_PHOTO_READS / Math.max(1, photos.length)) }, () => photos.join('\n')).join('\n'));
-              sets.push(['12mp', list]);
-            }
-            for (const [set, input] of sets) {
-              const out = await mkdtemp(join(tmpdir(), 'detq-bench-'));
+            // Only torch captures graphs; the other engines get one row per size, marked off.
+            for (const cudaGraphs of kind === 'torch' ? graphSettings : [false]) {
+              const { engine } = await openEngine({ engine: kind, half, cudaGraphs, maxBatch: Math.max(...batches), ...(o.model && { model: o.model }) });
+              const row = { engine: kind, precision: engine.info.precision, cudaGraphs };
               try {
-                // CPU from the first labelled image on: the engine's load (cuDNN autotuning) is not labelling.
-                let before: NodeJS.ResourceUsage | undefined;
-                const start = await residentMiB(true);
-                const s = await runLocal(
-                  { input, out, engine: kind, half, decode, params: detectParamsSchema.parse({}), batch, formats: ['jsonl'], previews: 0, ...(o.model && { model: o.model }) },
-                  { progress: () => (before ??= process.resourceUsage()) },
-                );
-                const after = process.resourceUsage();
-                const rss = await residentMiB();
-                before ??= after;
-                const cpuMs = (after.userCPUTime + after.systemCPUTime - before.userCPUTime - before.systemCPUTime) / 1000;
-                endToEnd.push({
-                  engine: kind,
-                  precision: half ? 'fp16' : 'fp32',
-                  batch,
-                  set,
-                  images: s.counts.labelled,
-                  imagesPerSecond: s.timing.imagesPerSecond,
-                  ofEngineOnly: s.timing.imagesPerSecond / engineRate,
-                  cpuMsPerImage: cpuMs / Math.max(1, s.counts.total),
-                  maxRssMiB: rss.peak,
-                  startRssMiB: start.now,
-                });
+                for (const batch of batches) {
+                  const frames = await realFrames(engine, files, batch);
+                  const ms = await engineOnly(engine, frames, gpu ? iterations : Math.max(2, Math.round(iterations / 5)));
+                  rows.push({ ...row, batch, input: 'device', msPerBatch: ms, imagesPerSecond: (batch * 1000) / ms });
+                  if (gpu) {
+                    const hostMs = await timeInfer(engine, frames, iterations);
+                    rows.push({ ...row, batch, input: 'host', msPerBatch: hostMs, imagesPerSecond: (batch * 1000) / hostMs });
+                  }
+                }
               } finally {
-                await rm(out, { recursive: true, force: true });
+                await engine.dispose();
+              }
+              const batch = Math.max(...batches);
+              const engineRate = rows.find((r) => r.engine === kind && r.cudaGraphs === cudaGraphs && r.batch === batch && r.input === 'device')?.imagesPerSecond ?? NaN;
+              for (const [set, input] of sets) {
+                const out = await mkdtemp(join(tmpdir(), 'detq-bench-'));
+                try {
+                  // CPU from the first labelled image on: the engine's load (cuDNN autotuning) is not labelling.
+                  let before: NodeJS.ResourceUsage | undefined;
+                  const start = await residentMiB(true);
+                  const s = await runLocal(
+                    { input, out, engine: kind, half, cudaGraphs, decode, params: detectParamsSchema.parse({}), batch, formats: ['jsonl'], previews: 0, ...(o.model && { model: o.model }) },
+                    { progress: () => (before ??= process.resourceUsage()) },
+                  );
+                  const after = process.resourceUsage();
+                  const rss = await residentMiB();
+                  before ??= after;
+                  const cpuMs = (after.userCPUTime + after.systemCPUTime - before.userCPUTime - before.systemCPUTime) / 1000;
+                  endToEnd.push({
+                    ...row,
+                    precision: half ? 'fp16' : 'fp32',
+                    batch,
+                    set,
+                    images: s.counts.labelled,
+                    imagesPerSecond: s.timing.imagesPerSecond,
+                    ofEngineOnly: s.timing.imagesPerSecond / engineRate,
+                    cpuMsPerImage: cpuMs / Math.max(1, s.counts.total),
+                    maxRssMiB: rss.peak,
+                    startRssMiB: start.now,
+                  });
+                } finally {
+                  await rm(out, { recursive: true, force: true });
+                }
               }
             }
           }
@@ -207,12 +228,14 @@ export function register(program: Command): void {
           process.stdout.write(`${JSON.stringify({ device: info.cuda.devices[0]?.name ?? 'cpu', engineOnly: rows, endToEnd }, null, 2)}\n`);
           return;
         }
-        const lines = [`${'engine'.padEnd(16)} ${'precision'.padEnd(9)} ${'batch'.padStart(5)} ${'input'.padEnd(6)} ${'ms/batch'.padStart(9)} ${'img/s'.padStart(8)}`];
+        const lines = [`${'engine'.padEnd(16)} ${'precision'.padEnd(9)} ${'graphs'.padEnd(6)} ${'batch'.padStart(5)} ${'input'.padEnd(6)} ${'ms/batch'.padStart(9)} ${'img/s'.padStart(8)}`];
         for (const r of rows)
-          lines.push(`${r.engine.padEnd(16)} ${r.precision.padEnd(9)} ${String(r.batch).padStart(5)} ${r.input.padEnd(6)} ${r.msPerBatch.toFixed(2).padStart(9)} ${r.imagesPerSecond.toFixed(1).padStart(8)}`);
+          lines.push(
+            `${r.engine.padEnd(16)} ${r.precision.padEnd(9)} ${(r.cudaGraphs ? 'on' : 'off').padEnd(6)} ${String(r.batch).padStart(5)} ${r.input.padEnd(6)} ${r.msPerBatch.toFixed(2).padStart(9)} ${r.imagesPerSecond.toFixed(1).padStart(8)}`,
+          );
         for (const r of endToEnd)
           lines.push(
-            `end-to-end detq label (${r.set}, decode ${decode}), ${r.engine} ${r.precision}, batch ${r.batch}: ${r.imagesPerSecond.toFixed(1)} img/s over ${r.images} JPEG files = ` +
+            `end-to-end detq label (${r.set}, decode ${decode}), ${r.engine} ${r.precision}, CUDA graphs ${r.cudaGraphs ? 'on' : 'off'}, batch ${r.batch}: ${r.imagesPerSecond.toFixed(1)} img/s over ${r.images} JPEG files = ` +
               `${r.ofEngineOnly.toFixed(2)} of engine-only; host CPU ${r.cpuMsPerImage.toFixed(2)} ms/image, peak RSS ${r.maxRssMiB.toFixed(0)} MiB (${r.startRssMiB.toFixed(0)} MiB at its start)`,
           );
         process.stdout.write(`${lines.join('\n')}\n`);

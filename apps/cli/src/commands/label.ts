@@ -17,6 +17,7 @@ export function register(program: Command): void {
     .option('--names <file>', 'class names: a .yaml (names: list or map) or .txt (one a line), for models that carry none')
     .option('--engine <engine>', 'onnxruntime-cpu | torch | tensorrt | auto', 'onnxruntime-cpu')
     .option('--half', 'FP16 on GPU engines')
+    .option('--no-cuda-graphs', 'torch: launch the network op by op instead of replaying a captured CUDA graph per batch size')
     .option('--decode <where>', 'JPEG decoding: auto (on the GPU with nvJPEG when the engine can) | cpu', 'auto')
     .option('--conf <n>', 'confidence threshold', '0.25')
     .option('--iou <n>', 'NMS IoU threshold', '0.7')
@@ -60,6 +61,7 @@ export function register(program: Command): void {
           resume: f.resume,
           engine: f.engine,
           half: f.half,
+          cudaGraphs: f.cudaGraphs,
           decode: f.decode,
           params: { conf: f.conf, iou: f.iou, maxDet: f.maxDet, agnosticNms: f.agnosticNms, multiLabel: f.multiLabel, ...(classes && { classes }) },
           ...(f.imgsz && { imgsz: f.imgsz }),
