@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contextProfiles, paddedBatch, paddedBatchSizes } from '@detq/inference';
+import { contextProfiles, paddedBatch, paddedBatchSizes, stagingCalls } from '@detq/inference';
 
 describe('paddedBatchSizes', () => {
   it('doubles up to 8, then steps by 8, up to max', () => {
@@ -39,5 +39,23 @@ describe('contextProfiles', () => {
   it('refuses more contexts than profiles instead of sharing one', () => {
     expect(() => contextProfiles(2, 1)).toThrow(/has 1 optimisation profile, one per execution context, so it cannot run 2 contexts: rebuild it with `detq build-engine --contexts 2`/);
     expect(() => contextProfiles(0, 1)).toThrow(/--contexts must be a positive integer/);
+  });
+});
+
+describe('stagingCalls', () => {
+  // Decoded bytes per frame: width x height x 3, whether the frame is RGB or a JPEG decoded on the device.
+  const frame = (megapixels: number) => ({ width: megapixels * 1000, height: 1000 });
+  const sizes = (calls: { width: number }[][]) => calls.map((c) => c.map((f) => f.width / 1000));
+
+  it('splits a batch at maxBatch frames and at the staged bytes cap, keeping the order', () => {
+    const cap = 100 * 3e6; // 100 MP of RGB
+    expect(sizes(stagingCalls(Array.from({ length: 5 }, () => frame(1)), 2, cap))).toEqual([[1, 1], [1, 1], [1]]);
+    expect(sizes(stagingCalls([frame(40), frame(40), frame(30), frame(10), frame(50)], 32, cap))).toEqual([[40, 40], [30, 10, 50]]);
+    expect(sizes(stagingCalls([frame(12), frame(12)], 32, cap))).toEqual([[12, 12]]);
+  });
+
+  it('lets one frame larger than the cap through alone', () => {
+    expect(sizes(stagingCalls([frame(1), frame(150), frame(1)], 32, 100 * 3e6))).toEqual([[1], [150], [1]]);
+    expect(stagingCalls([], 32, 1)).toEqual([]);
   });
 });

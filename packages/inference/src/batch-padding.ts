@@ -54,3 +54,33 @@ export function contextProfiles(contexts: number, profiles: number | undefined):
     );
   return Array.from({ length: contexts }, (_, i) => i);
 }
+
+/**
+ * Device bytes of decoded RGB one engine call stages at most. A batch of 32 12 MP photos (1.2 GB) runs
+ * as one call; 100 MP photos (300 MB each) run six to a call, so what a call puts on the device does
+ * not grow with the image size (JS weighs encoded frames by their file bytes, which say little about it).
+ */
+export const MAX_STAGED_BYTES = 2 * 1024 ** 3;
+
+/**
+ * Splits a batch into engine calls of at most `maxBatch` frames and `maxBytes` bytes of decoded RGB
+ * (width x height x 3, an RGB frame's pixels or a JPEG's decode), in order; a frame above `maxBytes`
+ * goes alone.
+ */
+export function stagingCalls<F extends { width: number; height: number }>(frames: readonly F[], maxBatch: number, maxBytes: number): F[][] {
+  const calls: F[][] = [];
+  let call: F[] = [];
+  let bytes = 0;
+  for (const f of frames) {
+    const rgb = f.width * f.height * 3;
+    if (call.length === maxBatch || (call.length > 0 && bytes + rgb > maxBytes)) {
+      calls.push(call);
+      call = [];
+      bytes = 0;
+    }
+    call.push(f);
+    bytes += rgb;
+  }
+  if (call.length) calls.push(call);
+  return calls;
+}

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeLoadOptions, type NativeModel } from '@detq/native';
 import { computeLetterbox, FatalError, type DetectParams, type EngineKind } from '@detq/core';
-import { contextProfiles, paddedBatchSizes, type BatchRange } from './batch-padding';
+import { contextProfiles, MAX_STAGED_BYTES, paddedBatchSizes, stagingCalls, type BatchRange } from './batch-padding';
 import { DeviceDecodeError, type Engine, type EngineInfo, type Frame, type FrameOutcome } from './engine';
 
 let cached: NativeAddon | undefined;
@@ -192,16 +192,12 @@ export class NativeEngine implements Engine {
   async infer(frames: readonly Frame[], params: DetectParams): Promise<FrameOutcome[]> {
     const { inputWidth, inputHeight, maxBatch } = this.info;
     const native = frames.map((f) => toNativeFrame(f, inputWidth, inputHeight));
-    const chunks: Promise<FrameOutcome[]>[] = [];
-    for (let i = 0; i < native.length; i += maxBatch) {
-      const chunk = native.slice(i, i + maxBatch);
-      chunks.push(
-        this.onContext((ctx) => ctx.infer(chunk, params)).then((out) =>
-          out.map((d) => (d.decodeError === undefined ? { rows: d.rows, count: d.count } : new DeviceDecodeError(d.decodeError))),
-        ),
-      );
-    }
-    return (await Promise.all(chunks)).flat();
+    const calls = stagingCalls(native, maxBatch, MAX_STAGED_BYTES).map((call) =>
+      this.onContext((ctx) => ctx.infer(call, params)).then((out) =>
+        out.map((d) => (d.decodeError === undefined ? { rows: d.rows, count: d.count } : new DeviceDecodeError(d.decodeError))),
+      ),
+    );
+    return (await Promise.all(calls)).flat();
   }
 
   /**
