@@ -123,6 +123,13 @@ describe('torch engine', () => {
           });
         }
       }
+      // Two batches in flight on the context, each replaying another graph of the shared pool: a replay
+      // must not overwrite the previous batch's output before its post-processing has read it.
+      const four = native.slice(0, 4);
+      const one = native.slice(4, 5);
+      const [wantFour, wantOne] = [await g.infer(four, params), await g.infer(one, params)];
+      const queued = await Promise.all([four, one, four, one, four, one].map((b) => g.infer(b, params)));
+      expect(queued).toEqual([wantFour, wantOne, wantFour, wantOne, wantFour, wantOne]);
     } finally {
       await Promise.all([g.dispose(), e.dispose()]);
     }

@@ -5,6 +5,7 @@
 // network's kernels one by one (host time that, at batch 32, was most of a batch's).
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/script.h>
@@ -44,21 +45,27 @@ class TorchInstance : public InstanceState {
   // every later one replays the graph.
   struct BatchGraph {
     bool ranEager = false;
-    bool uncapturable = false;  // capture failed once: this size stays eager
     std::unique_ptr<at::cuda::CUDAGraph> graph;
     at::Tensor output;  // the graph's output; each replay rewrites it
   };
   at::Tensor forward(const at::Tensor& input, int batch, cudaStream_t stream);
-  // Captures `input`'s forward into `g`; false (and a warning) when the network cannot be captured.
-  bool capture(BatchGraph& g, const at::Tensor& input, int batch, cudaStream_t stream);
+  // Captures `input`'s forward into `g`. When the network cannot be captured (a host sync inside it, say)
+  // this context stops capturing and runs eagerly from then on, with a warning.
+  void capture(BatchGraph& g, const at::Tensor& input, int batch, cudaStream_t stream);
+  // After a failed capture: ends it on the stream and in the caching allocator, which PyTorch's
+  // capture_end() skips when the capture was invalidated (the allocator would otherwise keep treating a
+  // capture as under way: no freeing of its cache on out-of-memory, for every context on the device).
+  void abandonCapture(cudaStream_t stream);
 
   TorchModel& model_;  // the pipeline holding this instance also holds the model
   at::Tensor output_;  // kept alive until the next run: post-processing reads it on the same stream
+  bool captureFailed_ = false;
   // Graphs read their input at the address they were captured with: they are dropped when it moves.
   const void* graphInput_ = nullptr;
   std::map<int, BatchGraph> graphs_;
-  // One memory pool for all of this context's graphs: they replay one at a time on its stream, and each
-  // output is read (post-processing, or the copy of end-to-end rows) before the next replay is queued.
+  // One memory pool for all of this context's graphs. A replay may overwrite another graph's output,
+  // but only after that output's readers (post-processing, the copy of end-to-end rows), queued before
+  // it on this context's one stream, have run.
   decltype(at::cuda::graph_pool_handle()) pool_ = at::cuda::graph_pool_handle();
 };
 
@@ -151,47 +158,67 @@ TorchInstance::TorchInstance(TorchModel& model) : model_(model) {
   }
 }
 
-bool TorchInstance::capture(BatchGraph& g, const at::Tensor& input, int batch, cudaStream_t stream) {
+void TorchInstance::abandonCapture(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(stream, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+    cudaGraph_t partial = nullptr;
+    cudaStreamEndCapture(stream, &partial);
+    if (partial) cudaGraphDestroy(partial);
+  }
+  cudaGetLastError();  // capture errors are not sticky: clear them for the eager runs that follow
+  const auto device = static_cast<c10::DeviceIndex>(model_.info().deviceIndex);
+  try {
+    c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool_);
+  } catch (const c10::Error&) {
+    return;  // capture_end() got past this itself, and the graph gives its pool reference back
+  }
+  c10::cuda::CUDACachingAllocator::releasePool(device, pool_);
+}
+
+void TorchInstance::capture(BatchGraph& g, const at::Tensor& input, int batch, cudaStream_t stream) {
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
   at::Tensor output;
+  bool begun = false;
   try {
     // Thread-local capture: the other contexts' threads keep allocating and synchronising meanwhile.
     graph->capture_begin(pool_, cudaStreamCaptureModeThreadLocal);
-    try {
-      output = model_.forward(input);
-    } catch (...) {
-      // Ends the capture the failed forward left open, so the stream can run eagerly again.
-      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-      if (cudaStreamIsCapturing(stream, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
-        try {
-          graph->capture_end();
-        } catch (const c10::Error&) {
-        }
-      }
-      throw;
-    }
+    begun = true;
+    output = model_.forward(input);
     graph->capture_end();
-  } catch (const c10::Error& e) {
-    cudaGetLastError();  // a failed capture's error is not sticky: clear it for the eager run that follows
-    g.uncapturable = true;
-    log(LogLevel::kWarn, "torch: batch " + std::to_string(batch) + " runs without a CUDA graph: capture failed: " + e.what_without_backtrace());
-    return false;
+  } catch (const std::exception& e) {
+    const auto* torchError = dynamic_cast<const c10::Error*>(&e);
+    const std::string why = torchError ? torchError->what_without_backtrace() : e.what();
+    if (begun) abandonCapture(stream);
+    captureFailed_ = true;
+    // The graphs captured before go too (their replays finish first): this context runs eagerly now.
+    cudaStreamSynchronize(stream);
+    graphs_.clear();
+    log(LogLevel::kWarn, "torch: this context runs without CUDA graphs from batch " + std::to_string(batch) +
+                             " on: the network could not be captured (" + why + "); --no-cuda-graphs avoids the attempt");
+    return;
   }
   g.graph = std::move(graph);
   g.output = std::move(output);
-  return true;
 }
 
 at::Tensor TorchInstance::forward(const at::Tensor& input, int batch, cudaStream_t stream) {
-  if (!model_.info().cudaGraphs) return model_.forward(input);
+  if (!model_.info().cudaGraphs || captureFailed_) return model_.forward(input);
   if (input.data_ptr() != graphInput_) {
-    // A replay may still be running: it finishes before its graph and pool go.
-    if (!graphs_.empty()) DETQ_CUDA_CHECK(cudaStreamSynchronize(stream));
-    graphs_.clear();
+    if (!graphs_.empty()) {
+      // A replay may still be running, and output_ may be one of the pool's blocks: both go first, then
+      // the graphs, and the next captures take a pool of their own.
+      DETQ_CUDA_CHECK(cudaStreamSynchronize(stream));
+      output_ = at::Tensor();
+      graphs_.clear();
+      pool_ = at::cuda::graph_pool_handle();
+    }
     graphInput_ = input.data_ptr();
   }
   BatchGraph& g = graphs_[batch];
-  if (!g.graph && g.ranEager && !g.uncapturable) capture(g, input, batch, stream);
+  if (!g.graph && g.ranEager) {
+    capture(g, input, batch, stream);
+    if (captureFailed_) return model_.forward(input);
+  }
   if (!g.graph) {
     g.ranEager = true;
     return model_.forward(input);

@@ -57,7 +57,7 @@ export function contextProfiles(contexts: number, profiles: number | undefined):
 
 /**
  * Device bytes of decoded RGB one engine call stages at most. A batch of 32 12 MP photos (1.2 GB) runs
- * as one call; 100 MP photos (300 MB each) run six to a call, so what a call puts on the device does
+ * as one call; 100 MP photos (300 MB each) run seven to a call, so what a call puts on the device does
  * not grow with the image size (JS weighs encoded frames by their file bytes, which say little about it).
  */
 export const MAX_STAGED_BYTES = 2 * 1024 ** 3;
