@@ -30,7 +30,7 @@ class Job {
   // Whether this job may launch while the previous one is still on the device (inference batches); any
   // other job finds the pipeline idle.
   virtual bool pipelined() const { return false; }
-  // On the JS thread, after run() succeeded.
+  // On the JS thread, after launch() and complete() succeeded.
   virtual Napi::Value result(Napi::Env env) = 0;
 
  private:

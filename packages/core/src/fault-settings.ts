@@ -3,7 +3,8 @@ import { FatalError } from './errors';
 
 /**
  * Timeouts, outage budgets and failure limits of the worker, the API and their S3 clients (with the
- * clients' connection pool), read from the environment. Kept apart from the other settings so one process schema can absorb them whole.
+ * clients' connection pool), read from the environment. Kept apart from the other settings so one
+ * process schema can absorb them whole.
  */
 const ms = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const flag = z

@@ -90,7 +90,6 @@ export class InFlightBytes {
     this.recent[this.next] = actual;
     this.next = (this.next + 1) % RECENT_WEIGHTS;
   }
-
 }
 
 export interface LabelledImage {

@@ -170,10 +170,10 @@ export function register(program: Command): void {
           for (const kind of wanted) {
             const gpu = kind !== 'onnxruntime-cpu';
             const half = gpu && o.half === true;
-            // Only torch captures graphs; the other engines get one row per size, marked off.
+            // Only torch captures graphs: the other engines run once, and their rows say what the engine reports.
             for (const cudaGraphs of kind === 'torch' ? graphSettings : [false]) {
               const { engine } = await openEngine({ engine: kind, half, cudaGraphs, maxBatch: Math.max(...batches), ...(o.model && { model: o.model }) });
-              const row = { engine: kind, precision: engine.info.precision, cudaGraphs };
+              const row = { engine: kind, precision: engine.info.precision, cudaGraphs: engine.info.cudaGraphs === true };
               try {
                 for (const batch of batches) {
                   const frames = await realFrames(engine, files, batch);
@@ -188,7 +188,7 @@ export function register(program: Command): void {
                 await engine.dispose();
               }
               const batch = Math.max(...batches);
-              const engineRate = rows.find((r) => r.engine === kind && r.cudaGraphs === cudaGraphs && r.batch === batch && r.input === 'device')?.imagesPerSecond ?? NaN;
+              const engineRate = rows.find((r) => r.engine === kind && r.cudaGraphs === row.cudaGraphs && r.batch === batch && r.input === 'device')?.imagesPerSecond ?? NaN;
               for (const [set, input] of sets) {
                 const out = await mkdtemp(join(tmpdir(), 'detq-bench-'));
                 try {
