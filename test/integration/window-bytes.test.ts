@@ -59,10 +59,14 @@ class InFlightImages extends FileStore implements Engine {
   }
 }
 
-async function label(store: InFlightImages, first: number, ctx: Partial<LabelContext>): Promise<number> {
+/** Labels IMAGES images from `first` on; with `tooLarge`, each is followed by one listed above maxObjectBytes. */
+async function label(store: InFlightImages, first: number, ctx: Partial<LabelContext>, tooLarge?: number[]): Promise<number> {
   const batcher = new Batcher(store, { maxBatch: 4, maxWaitMs: 5 });
   async function* sources(): AsyncGenerator<LabelSource> {
-    for (let i = first; i < first + IMAGES; i++) yield { key: `${i}.jpg`, uri: join(dir, 'in', `${i}.jpg`) };
+    for (let i = first; i < first + IMAGES; i++) {
+      yield { key: `${i}.jpg`, uri: join(dir, 'in', `${i}.jpg`) };
+      if (tooLarge) yield { key: `huge-${i}.jpg`, uri: join(dir, 'in', 'absent.jpg'), size: 1e12 };
+    }
   }
   let ok = 0;
   const full: LabelContext = {
@@ -75,7 +79,10 @@ async function label(store: InFlightImages, first: number, ctx: Partial<LabelCon
     window: 16,
     ...ctx,
   };
-  for await (const { record } of labelStream(sources(), full)) if (!record.error) ok++;
+  for await (const { record } of labelStream(sources(), full)) {
+    if (!record.error) ok++;
+    else if (record.error.code === 'FILE_TOO_LARGE') tooLarge?.push(1);
+  }
   await batcher.close();
   return ok;
 }
@@ -98,6 +105,29 @@ describe('bytes in flight', () => {
     // Each stream may let one image through over the budget; two streams with a budget each would hold 12.
     expect(store.most).toBeGreaterThanOrEqual(5);
     expect(store.most).toBeLessThanOrEqual(7);
+    expect(shared.bytes).toBe(0);
+  }, 60_000);
+
+  it('are not taken by images refused before their read (FILE_TOO_LARGE)', async () => {
+    const weight = fileBytes + LETTERBOXED;
+    const store = new InFlightImages(opened.engine);
+    const refused: number[] = [];
+    // The tally's highest count: a refused image's listed terabyte, even held for a moment, would show.
+    class Watched extends InFlightBytes {
+      most = 0;
+      override reserve(listedSize: number | undefined, budget: number): number {
+        const counted = super.reserve(listedSize, budget);
+        this.most = Math.max(this.most, this.bytes);
+        return counted;
+      }
+    }
+    const shared = new Watched();
+    const budget = Math.floor(5.5 * weight);
+    expect(await label(store, 0, { windowBytes: budget, inFlightBytes: shared, maxObjectBytes: 1e9 }, refused)).toBe(IMAGES);
+    expect(refused).toHaveLength(IMAGES);
+    expect(store.most).toBe(6);
+    // The highest count is the start's: the first two images, with nothing seen yet, reserve the whole budget each.
+    expect(shared.most).toBe(2 * budget);
     expect(shared.bytes).toBe(0);
   }, 60_000);
 
