@@ -10,8 +10,12 @@
 #                     list, on 12 MP photos made from the carried images and on 16 100 MP photos made from
 #                     the first of them: each run's own peak RSS
 #   device-run.sh label  build, then `detq label` on the COCO-size list, its rate only (quick comparisons)
+#   device-run.sh timeline [settings...]  build, then `detq label` on the COCO-size list with DETQ_DEBUG once per
+#                     setting (a quoted list of VAR=value, "" for the defaults): its rate and the batch timeline
+#                     summary (timeline-summary.mjs); the debug logs go to $OUT/timelines.tar.gz
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only
+# DETQ_LIST_READS (default 20,480): how many reads the COCO-size list holds (longer runs weigh start-up less).
 # Logs go to $OUT. Exits non-zero when the build or a test fails.
 set -uo pipefail
 phase=${1:-a}
@@ -49,7 +53,7 @@ vitest() { node node_modules/vitest/vitest.mjs run --config vitest.gpu.config.ts
 coco_list() {
   local list=$run/coco-list.txt n
   n=$(ls $shared/datasets/coco128/images/train2017/*.jpg | wc -l)
-  for i in $(seq $(( (20480 + n - 1) / n ))); do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
+  for i in $(seq $(( (${DETQ_LIST_READS:-20480} + n - 1) / n ))); do ls $PWD/$shared/datasets/coco128/images/train2017/*.jpg; done > $list
   echo $list
 }
 bench() {
@@ -120,6 +124,21 @@ case "$phase" in
       echo "$1: $(grep -E 'img/s' "$OUT/rss-$1.log" | tail -1) | $(grep -E 'Maximum resident|User time|System time|Elapsed' "$OUT/rss-$1.log" | tr -s ' \t' ' ' | tr '\n' ';')"
       rm -rf $run/rss-out
     done
+    ;;
+  timeline)
+    mkdir -p $run/timelines
+    n=0
+    for setting in "${@:-}"; do
+      n=$((n + 1))
+      log=$run/timelines/$n.log
+      echo "== [$n] ${setting:-defaults}"
+      env $setting DETQ_DEBUG=1 UV_THREADPOOL_SIZE=16 node apps/cli/bin/detq.js label "$(coco_list)" --out $run/timeline-out --engine torch --half \
+        --model $model --batch 32 > $run/timelines/$n.out 2> $log || { tail -20 $log; status=1; }
+      grep -hE 'img/s' $run/timelines/$n.out $log | tail -1
+      node native/scripts/timeline-summary.mjs $log
+      rm -rf $run/timeline-out
+    done
+    tar -czf "$OUT/timelines.tar.gz" -C $run timelines
     ;;
   p)
     # Labels of the carried coco128 images (the whole set does not fit one carry with Node): torch fp32 and

@@ -42,21 +42,19 @@ class CudaStream {
 };
 
 // An event the host waits on without spinning (cudaEventBlockingSync): a context thread waiting for its
-// batch sleeps instead of taking a core from the JPEG decoding and the JS thread.
+// batch sleeps instead of taking a core from the JPEG decoding and the JS thread. Only `timing` events
+// keep timestamps (DETQ_DEBUG's batch timeline); the others skip that cost.
 class CudaEvent {
  public:
-  CudaEvent() { DETQ_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventBlockingSync | cudaEventDisableTiming)); }
+  explicit CudaEvent(bool timing = false) {
+    DETQ_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventBlockingSync | (timing ? 0u : cudaEventDisableTiming)));
+  }
   ~CudaEvent() {
     if (event_) cudaEventDestroy(event_);
   }
   CudaEvent(const CudaEvent&) = delete;
   CudaEvent& operator=(const CudaEvent&) = delete;
   cudaEvent_t get() const { return event_; }
-  // Waits (sleeping) until everything queued on `stream` so far has run.
-  void waitFor(cudaStream_t stream) const {
-    DETQ_CUDA_CHECK(cudaEventRecord(event_, stream));
-    DETQ_CUDA_CHECK(cudaEventSynchronize(event_));
-  }
 
  private:
   cudaEvent_t event_ = nullptr;

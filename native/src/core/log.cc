@@ -39,6 +39,8 @@ void log(LogLevel level, const std::string& message) {
   if (status != napi_ok) delete payload;
 }
 
+bool logs(LogLevel level) { return level <= maxLevel.load(std::memory_order_relaxed); }
+
 bool parseLogLevel(const std::string& name, LogLevel* level) {
   for (LogLevel l : {LogLevel::kError, LogLevel::kWarn, LogLevel::kInfo, LogLevel::kDebug})
     if (name == levelName(l)) {

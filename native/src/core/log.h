@@ -11,6 +11,8 @@ namespace detq {
 enum class LogLevel { kError, kWarn, kInfo, kDebug };
 
 void log(LogLevel level, const std::string& message);
+// Whether a message at `level` would reach the sink: lets costly diagnostics (timing events) run only then.
+bool logs(LogLevel level);
 
 // Installs `fn(level, message)` as the sink (JS thread only). Without one, messages go to stderr.
 // Messages above `maxLevel` are dropped here, before they cost the JS thread a call.

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -38,6 +39,9 @@ std::size_t networkImageBytes(const ModelInfo& info) {
   return static_cast<std::size_t>(3) * info.inputWidth * info.inputHeight * dtypeSize(info.inputType);
 }
 
+// Names contexts in DETQ_DEBUG's timeline lines.
+std::atomic<int> nextId{0};
+
 double msSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
@@ -45,7 +49,7 @@ double msSince(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile)
-    : device_(device), guard_(device), model_(std::move(model)) {
+    : device_(device), id_(nextId.fetch_add(1)), guard_(device), model_(std::move(model)) {
   if (!model_) return;
   instance_ = model_->createInstance(profile);
   // Sized for the largest batch once, so the network input never moves: CUDA graphs captured on it stay valid.
@@ -57,6 +61,11 @@ Pipeline::~Pipeline() {
   cudaStreamSynchronize(copyStream_.get());
   cudaStreamSynchronize(stream_.get());
   instance_.reset();
+}
+
+void Pipeline::timeBatch(Slot& slot, bool on) {
+  if (on && !slot.timelineStore) slot.timelineStore = std::make_unique<BatchTimeline>(device_);
+  slot.timeline = on ? slot.timelineStore.get() : nullptr;
 }
 
 Pipeline::Slot& Pipeline::takeSlot(int* index) {
@@ -128,9 +137,13 @@ void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames
     const LetterboxDesc& d = frames[i].desc;
     jpegs.push_back({frames[i].data, frames[i].bytes, storedWidth(d), storedHeight(d), slot.deviceIn.as<std::uint8_t>() + offsets[i]});
   }
+  slot.mark(BatchTimeline::Host::kDecodeCallBegin);
+  slot.mark(BatchTimeline::Gpu::kDecodeBegin, copyStream_.get());
   if (jpeg_)
     if (std::string failed = jpeg_->decode(jpegs, index, copyStream_.get()); !failed.empty())
       for (std::size_t i : jpegFrames) errors[i] = failed;
+  slot.mark(BatchTimeline::Host::kDecodeCallEnd);
+  slot.mark(BatchTimeline::Gpu::kDecoded, copyStream_.get());
   auto* descs = slot.hostIn.as<LetterboxDesc>();
   live.clear();
   for (std::size_t i = 0; i < batch; ++i) {
@@ -143,6 +156,7 @@ void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames
   }
   DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.deviceIn.data(), slot.hostIn.data(), hostBytes, cudaMemcpyHostToDevice, copyStream_.get()));
   DETQ_CUDA_CHECK(cudaEventRecord(slot.staged.get(), copyStream_.get()));
+  slot.mark(BatchTimeline::Gpu::kStaged, copyStream_.get());
   DETQ_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), slot.staged.get(), 0));
   log(LogLevel::kDebug, "stage: JPEG checks " + std::to_string(checkMs) + " ms, uploads and decode submit " + std::to_string(msSince(t0) - checkMs) + " ms");
 }
@@ -152,12 +166,14 @@ void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
   // A few padded sizes only (ModelInfo::batchSizes): every new input shape costs autotuning or a TensorRT shape switch.
   const int run = paddedBatch(info, batch);
   const std::size_t imageBytes = networkImageBytes(info);
+  slot.mark(BatchTimeline::Gpu::kComputeBegin, stream_.get());
   launchLetterbox(slot.deviceIn.as<std::uint8_t>(), deviceDescs(slot), batch, netInput_.data(), info.inputType, info.inputWidth,
                   info.inputHeight, info.channelsLast, stream_.get());
   // Padding images are zeros; their outputs are never decoded.
   if (run > batch)
     DETQ_CUDA_CHECK(cudaMemsetAsync(netInput_.as<std::uint8_t>() + imageBytes * batch, 0, imageBytes * (run - batch), stream_.get()));
   const RawOutput raw = instance_->run(netInput_.data(), run, stream_.get());
+  slot.mark(BatchTimeline::Gpu::kNetworkEnd, stream_.get());
   if (info.outputLayout == OutputLayout::kEnd2End) {
     // End-to-end outputs ([batch, N, 6], boxes already selected) are filtered and mapped on the host.
     const std::size_t bytes = static_cast<std::size_t>(batch) * raw.rows * raw.anchors * dtypeSize(raw.type);
@@ -170,6 +186,7 @@ void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
     post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(slot), config, stream_.get());
     queueBoxesBack(slot, batch, config);
   }
+  slot.mark(BatchTimeline::Gpu::kDone, stream_.get());
 }
 
 void Pipeline::queueBoxesBack(Slot& slot, int batch, const DetectConfig& config) {
@@ -225,6 +242,8 @@ Pipeline::Launched Pipeline::launch(const std::vector<HostFrame>& frames, const 
   const auto t0 = std::chrono::steady_clock::now();
   int index = 0;
   Slot& slot = takeSlot(&index);
+  timeBatch(slot, logs(LogLevel::kDebug));
+  slot.mark(BatchTimeline::Host::kLaunchBegin);
   drainingOnError([&] {
     stage(slot, index, frames, batch.live, batch.errors);
     if (batch.live.empty())
@@ -233,6 +252,7 @@ Pipeline::Launched Pipeline::launch(const std::vector<HostFrame>& frames, const 
     else
       runDevice(slot, static_cast<int>(batch.live.size()), config);
   });
+  slot.mark(BatchTimeline::Host::kLaunchEnd);
   // Host time to stage and queue one batch (shown with DETQ_DEBUG); collect() logs the wait for its boxes.
   log(LogLevel::kDebug, "launch " + std::to_string(frames.size()) + " frames (" + std::to_string(frames.size() - batch.live.size()) +
                             " not decodable on the device): " + std::to_string(msSince(t0)) + " ms");
@@ -253,8 +273,12 @@ std::vector<FrameResult> Pipeline::collect(const Launched& batch) {
       ~Release() { slot.busy = false; }
     } release{slot};
     const auto t0 = std::chrono::steady_clock::now();
+    slot.mark(BatchTimeline::Host::kCollectBegin);
     live = readResults(slot, batch.config);
+    slot.mark(BatchTimeline::Host::kCollectEnd);
     log(LogLevel::kDebug, "collect: waited " + std::to_string(msSince(t0)) + " ms for the boxes");
+    if (slot.timeline)
+      log(LogLevel::kDebug, "timeline context=" + std::to_string(id_) + " frames=" + std::to_string(batch.frames) + " " + slot.timeline->describe());
   }
   std::vector<FrameResult> results(batch.frames);
   for (std::size_t k = 0; k < batch.live.size(); ++k) results[batch.live[k]] = std::move(live[k]);
@@ -269,6 +293,7 @@ std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int
   checkGeometry(frames, width, height);
   int index = 0;
   Slot& slot = takeSlot(&index);
+  timeBatch(slot, false);
   std::vector<float> out(elems);
   drainingOnError([&] {
     std::vector<int> live;
@@ -305,6 +330,7 @@ std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, in
   }
   int index = 0;
   Slot& slot = takeSlot(&index);
+  timeBatch(slot, false);
   DeviceBuffer deviceRaw(raw.size() * sizeof(float));
   std::vector<FrameResult> out;
   drainingOnError([&] {
@@ -326,6 +352,7 @@ std::vector<double> Pipeline::benchmark(const std::vector<HostFrame>& frames, in
   // Images are staged once: engine-only timing starts from device-resident images (as nvJPEG leaves them).
   int index = 0;
   Slot& slot = takeSlot(&index);
+  timeBatch(slot, false);
   std::vector<double> times;
   times.reserve(iterations);
   drainingOnError([&] {

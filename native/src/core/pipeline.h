@@ -10,6 +10,7 @@
 
 #include "../kernels/kernels.h"
 #include "backend.h"
+#include "batch_timeline.h"
 #include "cuda_resources.h"
 #include "options.h"
 
@@ -68,7 +69,18 @@ class Pipeline {
     // What collect() needs to read hostOut.
     int batch = 0;
     RawOutput raw{};  // end-to-end outputs only
+    // With DETQ_DEBUG, launch() times its batch (logged by collect()); null otherwise and on other calls.
+    std::unique_ptr<BatchTimeline> timelineStore;
+    BatchTimeline* timeline = nullptr;
+    void mark(BatchTimeline::Gpu m, cudaStream_t stream) {
+      if (timeline) timeline->mark(m, stream);
+    }
+    void mark(BatchTimeline::Host m) {
+      if (timeline) timeline->mark(m);
+    }
   };
+  // Turns the slot's timeline on (a batch launch() times with DETQ_DEBUG) or off.
+  void timeBatch(Slot& slot, bool on);
   // The next slot, which must have been collected (the execution thread launches at most kSlots batches).
   Slot& takeSlot(int* index);
   // Lays the batch out in the slot's device buffer: descriptor table and CPU-decoded pixels copied from
@@ -92,6 +104,7 @@ class Pipeline {
   static const LetterboxDesc* deviceDescs(const Slot& slot) { return slot.deviceIn.as<LetterboxDesc>(); }
 
   int device_;
+  int id_;  // this context's number in the process (DETQ_DEBUG's timeline)
   DeviceGuard guard_;
   std::shared_ptr<ModelState> model_;
   std::unique_ptr<InstanceState> instance_;
