@@ -1,7 +1,8 @@
-// DETQ_DEBUG's timeline of one batch: when its host steps ran and when its JPEG decode, network and
-// post-processing ran on the GPU, in milliseconds on one clock shared by every execution context of the
-// process. Nsight Systems cannot report on the GPU machine, so overlap between contexts, and between the
-// NVJPG engines and the SMs, is read from these log lines (native/scripts/timeline-summary.mjs).
+// DETQ_DEBUG's timeline of one batch: when its host steps ran and when its JPEG decode (from its submission
+// on the copy stream to its end there), network and post-processing ran on the GPU, in milliseconds on
+// the host clock, shared by every execution context and device of the process. Nsight Systems cannot
+// report on the GPU machine, so overlap between contexts, and between the NVJPG engines and the SMs, is
+// read from these log lines (native/scripts/timeline-summary.mjs).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -23,7 +24,8 @@ class BatchTimeline {
   explicit BatchTimeline(int device);
   void mark(Gpu m, cudaStream_t stream);
   void mark(Host m);
-  // After kDone has completed: one line, "host launch=… | gpu decode=…", ms since the process's origin.
+  // After kDone has completed: one line, "device=… host launch=… | gpu decode=…", ms since the process's
+  // first timeline. A GPU mark that cannot be read is left out.
   std::string describe();
 
  private:

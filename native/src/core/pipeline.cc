@@ -155,8 +155,9 @@ void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames
     live.push_back(static_cast<int>(i));
   }
   DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.deviceIn.data(), slot.hostIn.data(), hostBytes, cudaMemcpyHostToDevice, copyStream_.get()));
-  DETQ_CUDA_CHECK(cudaEventRecord(slot.staged.get(), copyStream_.get()));
+  // Marks go before the events the host waits on, so they have completed when collect() reads them.
   slot.mark(BatchTimeline::Gpu::kStaged, copyStream_.get());
+  DETQ_CUDA_CHECK(cudaEventRecord(slot.staged.get(), copyStream_.get()));
   DETQ_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), slot.staged.get(), 0));
   log(LogLevel::kDebug, "stage: JPEG checks " + std::to_string(checkMs) + " ms, uploads and decode submit " + std::to_string(msSince(t0) - checkMs) + " ms");
 }
@@ -181,12 +182,12 @@ void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
     slot.raw = raw;
     slot.hostOut.reserve(bytes);
     DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), raw.data, bytes, cudaMemcpyDeviceToHost, stream_.get()));
+    slot.mark(BatchTimeline::Gpu::kDone, stream_.get());
     DETQ_CUDA_CHECK(cudaEventRecord(slot.done.get(), stream_.get()));
   } else {
     post_.run(raw.data, raw.type, batch, raw.rows, raw.anchors, deviceDescs(slot), config, stream_.get());
     queueBoxesBack(slot, batch, config);
   }
-  slot.mark(BatchTimeline::Gpu::kDone, stream_.get());
 }
 
 void Pipeline::queueBoxesBack(Slot& slot, int batch, const DetectConfig& config) {
@@ -197,6 +198,7 @@ void Pipeline::queueBoxesBack(Slot& slot, int batch, const DetectConfig& config)
   slot.hostOut.reserve(countBytes + rowBytes);
   DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.data(), post_.deviceCounts(), countBytes, cudaMemcpyDeviceToHost, stream_.get()));
   DETQ_CUDA_CHECK(cudaMemcpyAsync(slot.hostOut.as<std::uint8_t>() + countBytes, post_.deviceRows(), rowBytes, cudaMemcpyDeviceToHost, stream_.get()));
+  slot.mark(BatchTimeline::Gpu::kDone, stream_.get());
   DETQ_CUDA_CHECK(cudaEventRecord(slot.done.get(), stream_.get()));
 }
 
@@ -278,7 +280,7 @@ std::vector<FrameResult> Pipeline::collect(const Launched& batch) {
     slot.mark(BatchTimeline::Host::kCollectEnd);
     log(LogLevel::kDebug, "collect: waited " + std::to_string(msSince(t0)) + " ms for the boxes");
     if (slot.timeline)
-      log(LogLevel::kDebug, "timeline context=" + std::to_string(id_) + " frames=" + std::to_string(batch.frames) + " " + slot.timeline->describe());
+      log(LogLevel::kDebug, "timeline context=" + std::to_string(id_) + " frames=" + std::to_string(batch.live.size()) + " " + slot.timeline->describe());
   }
   std::vector<FrameResult> results(batch.frames);
   for (std::size_t k = 0; k < batch.live.size(); ++k) results[batch.live[k]] = std::move(live[k]);
