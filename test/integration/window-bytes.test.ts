@@ -59,8 +59,11 @@ class InFlightImages extends FileStore implements Engine {
   }
 }
 
-/** Labels IMAGES images from `first` on; with `tooLarge`, each is followed by one listed above maxObjectBytes. */
-async function label(store: InFlightImages, first: number, ctx: Partial<LabelContext>, tooLarge?: number[]): Promise<number> {
+/**
+ * Labels IMAGES images from `first` on. With `tooLarge`, each is followed by one listed above
+ * maxObjectBytes, and the records refused with FILE_TOO_LARGE are counted in it.
+ */
+async function label(store: InFlightImages, first: number, ctx: Partial<LabelContext>, tooLarge?: { refused: number }): Promise<number> {
   const batcher = new Batcher(store, { maxBatch: 4, maxWaitMs: 5 });
   async function* sources(): AsyncGenerator<LabelSource> {
     for (let i = first; i < first + IMAGES; i++) {
@@ -81,7 +84,7 @@ async function label(store: InFlightImages, first: number, ctx: Partial<LabelCon
   };
   for await (const { record } of labelStream(sources(), full)) {
     if (!record.error) ok++;
-    else if (record.error.code === 'FILE_TOO_LARGE') tooLarge?.push(1);
+    else if (tooLarge && record.error.code === 'FILE_TOO_LARGE') tooLarge.refused++;
   }
   await batcher.close();
   return ok;
@@ -111,20 +114,24 @@ describe('bytes in flight', () => {
   it('are not taken by images refused before their read (FILE_TOO_LARGE)', async () => {
     const weight = fileBytes + LETTERBOXED;
     const store = new InFlightImages(opened.engine);
-    const refused: number[] = [];
-    // The tally's highest count: a refused image's listed terabyte, even held for a moment, would show.
+    const tooLarge = { refused: 0 };
+    // What the tally was asked to hold: a refused image's listed terabyte, even for a moment, would show.
     class Watched extends InFlightBytes {
+      reserved = 0;
       most = 0;
       override reserve(listedSize: number | undefined, budget: number): number {
         const counted = super.reserve(listedSize, budget);
+        this.reserved++;
         this.most = Math.max(this.most, this.bytes);
         return counted;
       }
     }
     const shared = new Watched();
     const budget = Math.floor(5.5 * weight);
-    expect(await label(store, 0, { windowBytes: budget, inFlightBytes: shared, maxObjectBytes: 1e9 }, refused)).toBe(IMAGES);
-    expect(refused).toHaveLength(IMAGES);
+    expect(await label(store, 0, { windowBytes: budget, inFlightBytes: shared, maxObjectBytes: 1e9 }, tooLarge)).toBe(IMAGES);
+    expect(tooLarge.refused).toBe(IMAGES);
+    // One reservation per image read, none for the refused ones.
+    expect(shared.reserved).toBe(IMAGES);
     expect(store.most).toBe(6);
     // The highest count is the start's: the first two images, with nothing seen yet, reserve the whole budget each.
     expect(shared.most).toBe(2 * budget);
