@@ -116,8 +116,11 @@ export interface NativeKernels {
 
 export interface NativeModel {
   readonly info: NativeModelInfo;
-  /** `profile`: the TensorRT optimisation profile the context owns (never shared; default: a free one). */
-  createContext(profile?: number): NativeContext;
+  /**
+   * `profile`: the TensorRT optimisation profile the context owns (never shared; default: a free one).
+   * `batchesInFlight`: its staging slots, 1 to the addon's maxBatchesPerContext (default batchesPerContext).
+   */
+  createContext(profile?: number, batchesInFlight?: number): NativeContext;
 }
 
 export interface NativeLoadOptions {
@@ -175,10 +178,12 @@ export interface TensorRtBuildResult {
 export interface NativeAddon {
   buildInfo: NativeBuildInfo;
   /**
-   * Batches one execution context works on at once (its staging slots): it stages and decodes the next
-   * batch while the previous one runs the network, so callers keep this many infer() calls queued on it.
+   * Batches one execution context works on at once by default (its staging slots): it stages and decodes
+   * the next batch while the others run the network, so callers keep this many infer() calls queued on it.
    */
   batchesPerContext: number;
+  /** The most staging slots a context may have (createContext's batchesInFlight). */
+  maxBatchesPerContext: number;
   cudaInfo(): NativeCudaInfo;
   /** Messages above `level` (default 'debug': all) are dropped in the addon, before they reach the JS thread. */
   setLogger(fn: (level: NativeLogLevel, message: string) => void, level?: NativeLogLevel): void;

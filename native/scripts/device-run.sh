@@ -11,7 +11,7 @@
 #                     the first of them: each run's own peak RSS
 #   device-run.sh label  build, then `detq label` on the COCO-size list, its rate only (quick comparisons)
 #   device-run.sh timeline [settings...]  build, then `detq label` on the COCO-size list with DETQ_DEBUG once per
-#                     setting (a quoted list of VAR=value, "" for the defaults): its rate and the batch timeline
+#                     setting (a quoted list of VAR=value, "" for the defaults, e.g. "DETQ_GPU_BATCHES_PER_CONTEXT=3"): its rate and the batch timeline
 #                     summary (timeline-summary.mjs); the debug logs go to $OUT/timelines.tar.gz
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only

@@ -53,13 +53,14 @@ describe('torch engine', () => {
     batched.forEach((d, i) => expect(dets(d).count).toBe(sequential[i]!.count));
   });
 
-  // A context stages and decodes batch N+1 while batch N runs the network (two staging slots): queued
-  // batches must still come back exactly as one at a time would give them, in submission order, with a
-  // failing batch and a non-pipelined call (benchmark) among them.
-  test('one context overlapping queued batches settles each in submission order with the one-at-a-time result', async () => {
+  // A context stages and decodes the next batch while up to batchesInFlight - 1 earlier ones run the
+  // network (one staging slot each): queued batches must still come back exactly as one at a time would
+  // give them, in submission order, with a failing batch and a non-pipelined call (benchmark) among them.
+  test.each([1, 2, 3, 4])('one context with %i batches in flight settles queued batches in submission order with the one-at-a-time result', async (inFlight) => {
     expect(loadNativeAddon().batchesPerContext).toBe(2);
+    expect(loadNativeAddon().maxBatchesPerContext).toBe(4);
     const model = await loadNativeAddon().loadModel({ backend: 'torch', path: TORCHSCRIPT, maxBatch: 4, batchSizes: [1, 2, 4] });
-    const ctx = model.createContext();
+    const ctx = model.createContext(undefined, inFlight);
     try {
       const geometry = (width: number, height: number) => ({ width, height, ...computeLetterbox(width, height, 640, 640) });
       const rgb: NativeFrame[] = frames.map((f) => ({ ...geometry(f.width, f.height), pixels: (f as { pixels: Uint8Array }).pixels }));
@@ -75,20 +76,28 @@ describe('torch engine', () => {
       const sequential: NativeDetections[][] = [];
       for (const b of batches) sequential.push(await ctx.infer(b, params));
       expect(sequential.flat().filter((d) => d.decodeError === undefined && d.count > 0).length).toBeGreaterThan(20);
+      // A batch of one cut-off JPEG: refused before any device memory, so it launches without a slot.
+      const whole = (jpeg[0] as { jpeg: Uint8Array }).jpeg;
+      const cut: NativeFrame = { ...jpeg[0]!, jpeg: whole.subarray(0, whole.length >> 1) };
+      const [cutAlone] = await ctx.infer([cut], params);
+      expect(cutAlone?.decodeError).toMatch(/no end-of-image marker/);
 
-      const settled: string[] = [];
-      const calls: Promise<unknown>[] = [];
+      // Every call in submission order, each with the label it settles under.
+      const calls: { label: string; run: () => Promise<unknown> }[] = [];
       batches.forEach((b, i) => {
-        calls.push(ctx.infer(b, params).then((r) => (settled.push(`infer ${i}`), r)));
-        if (i === 4) calls.push(ctx.infer([{ ...rgb[0]!, left: 600 }], params).catch((e: Error) => (settled.push('bad'), e)));
-        if (i === 7) calls.push(ctx.benchmark(rgb.slice(0, 2), 2, params).then((t) => (settled.push('benchmark'), t)));
+        calls.push({ label: `infer ${i}`, run: () => ctx.infer(b, params) });
+        if (i === 2) calls.push({ label: 'cut', run: () => ctx.infer([cut], params) });
+        if (i === 4) calls.push({ label: 'bad', run: () => ctx.infer([{ ...rgb[0]!, left: 600 }], params).catch((e: Error) => e) });
+        if (i === 7) calls.push({ label: 'benchmark', run: () => ctx.benchmark(rgb.slice(0, 2), 2, params) });
       });
-      const out = await Promise.all(calls);
-      expect(settled).toEqual([...Array.from({ length: 5 }, (_, i) => `infer ${i}`), 'bad', 'infer 5', 'infer 6', 'infer 7', 'benchmark', ...Array.from({ length: 4 }, (_, i) => `infer ${i + 8}`)]);
-      expect((out[5] as Error).message).toMatch(/frame 0: letterbox .* does not fit the 640x640 input/);
-      expect((out[9] as Float64Array).length).toBe(2);
-      const results = out.filter((_, i) => i !== 5 && i !== 9);
-      results.forEach((r, i) => expect(r).toEqual(sequential[i]));
+      const settled: string[] = [];
+      const out = await Promise.all(calls.map(({ label, run }) => run().then((r) => (settled.push(label), r))));
+      expect(settled).toEqual(calls.map((c) => c.label));
+      const at = (label: string) => out[calls.findIndex((c) => c.label === label)];
+      expect((at('bad') as Error).message).toMatch(/frame 0: letterbox .* does not fit the 640x640 input/);
+      expect((at('benchmark') as Float64Array).length).toBe(2);
+      expect(at('cut')).toEqual([cutAlone]);
+      batches.forEach((_, i) => expect(at(`infer ${i}`)).toEqual(sequential[i]));
     } finally {
       await ctx.dispose();
     }
@@ -157,6 +166,34 @@ describe('torch engine', () => {
 
   test('a model that cannot load is a rejected promise with the reason', async () => {
     await expect(loadNativeAddon().loadModel({ backend: 'torch', path: '/nonexistent.torchscript' })).rejects.toThrow(/cannot load TorchScript/);
+  });
+
+  test('a context with no staging slot or more than the addon allows is refused when created', async () => {
+    const model = await loadNativeAddon().loadModel({ backend: 'torch', path: TORCHSCRIPT, maxBatch: 4, batchSizes: [1, 2, 4] });
+    for (const bad of [0, 5, 2.5, 2 ** 32 + 2, Number.NaN, '3'])
+      expect(() => model.createContext(undefined, bad as number)).toThrow('batchesInFlight must be an integer from 1 to 4');
+  });
+
+  // With N batches in flight the thread launches N queued batches before it collects the first: the
+  // overlap itself, seen in the addon's debug lines (a benchmark holds the thread while the rest queue).
+  test.each([1, 2, 3, 4])('a context with %i batches in flight launches that many before collecting the first', async (inFlight) => {
+    const addon = loadNativeAddon();
+    const model = await addon.loadModel({ backend: 'torch', path: TORCHSCRIPT, maxBatch: 4, batchSizes: [1, 2, 4] });
+    const ctx = model.createContext(undefined, inFlight);
+    const lines: string[] = [];
+    try {
+      await ctx.infer([], params);
+      const rgb: NativeFrame[] = frames.slice(0, 1).map((f) => ({ width: f.width, height: f.height, ...computeLetterbox(f.width, f.height, 640, 640), pixels: (f as { pixels: Uint8Array }).pixels }));
+      addon.setLogger((_, message) => lines.push(message), 'debug');
+      await Promise.all([ctx.benchmark(rgb, 20, params), ...Array.from({ length: 6 }, () => ctx.infer(rgb, params))]);
+      await new Promise((r) => setTimeout(r, 100));
+      const steps = lines.flatMap((l) => (/^launch \d+ frames/.test(l) ? ['L'] : /^collect: waited/.test(l) ? ['C'] : [])).join('');
+      expect(steps.slice(0, inFlight + 1)).toBe(`${'L'.repeat(inFlight)}C`);
+      expect(steps.replace(/[^L]/g, '')).toHaveLength(6);
+    } finally {
+      addon.setLogger((level, message) => process.stderr.write(`detq: native ${level}: ${message}\n`), 'warn');
+      await ctx.dispose();
+    }
   });
 
   test('infer after dispose rejects instead of crashing', async () => {

@@ -1,5 +1,7 @@
 #include "context_wrap.h"
 
+#include <cmath>
+
 #include "backend.h"
 #include "napi_util.h"
 #include "options.h"
@@ -118,19 +120,27 @@ Napi::Function ContextWrap::Define(Napi::Env env, const char* name) {
                       InstanceMethod<&ContextWrap::Benchmark>("benchmark"), InstanceMethod<&ContextWrap::Dispose>("dispose")});
 }
 
-// new Context(External<model>) from Model.createContext(), or new Kernels(deviceIndex) for a model-less one.
+// new Context(External<model>, profile, slots) from Model.createContext(), or new Kernels(deviceIndex) for a
+// model-less one.
 ContextWrap::ContextWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ContextWrap>(info) {
   std::shared_ptr<ModelState> model;
   int device = 0;
   int profile = -1;
+  int slots = Pipeline::kDefaultSlots;
   if (info.Length() >= 1 && info[0].IsExternal()) {
     model = *info[0].As<Napi::External<std::shared_ptr<ModelState>>>().Data();
     device = model->info().deviceIndex;
     if (info.Length() >= 2 && info[1].IsNumber()) profile = info[1].As<Napi::Number>().Int32Value();
+    if (info.Length() >= 3 && !info[2].IsUndefined()) {
+      const double n = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0.5;
+      if (n != std::floor(n) || n < 1 || n > Pipeline::kMaxSlots)
+        DETQ_THROW_TYPE_ERROR(info.Env(), "batchesInFlight must be an integer from 1 to " + std::to_string(Pipeline::kMaxSlots));
+      slots = static_cast<int>(n);
+    }
   } else if (info.Length() >= 1 && info[0].IsNumber()) {
     device = info[0].As<Napi::Number>().Int32Value();
   }
-  thread_ = std::make_unique<ExecutionThread>(info.Env(), [device, model, profile] { return std::make_unique<Pipeline>(device, model, profile); });
+  thread_ = std::make_unique<ExecutionThread>(info.Env(), [device, model, profile, slots] { return std::make_unique<Pipeline>(device, model, profile, slots); });
 }
 
 Napi::Value ContextWrap::Infer(const Napi::CallbackInfo& info) {

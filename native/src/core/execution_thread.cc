@@ -39,7 +39,9 @@ void ExecutionThread::loop() {
   } catch (const std::exception& e) {
     initError = e.what();
   }
-  std::unique_ptr<Job> launched;  // launched, its work possibly still on the device
+  // Launched jobs, oldest first, their work possibly still on the device. After each launch the oldest
+  // are completed until slots() - 1 remain, so the next launch finds a free staging slot.
+  std::deque<std::unique_ptr<Job>> launched;
   const auto attempt = [](Job& job, const std::function<void()>& work) {
     try {
       work();
@@ -49,18 +51,23 @@ void ExecutionThread::loop() {
       job.error_ = "unknown native error";
     }
   };
-  const auto completeLaunched = [&] {
-    if (!launched) return;
-    attempt(*launched, [&] { launched->complete(*pipeline); });
-    post(std::move(launched));
+  const auto completeOldest = [&] {
+    std::unique_ptr<Job> oldest = std::move(launched.front());
+    launched.pop_front();
+    attempt(*oldest, [&] { oldest->complete(*pipeline); });
+    post(std::move(oldest));
   };
+  const auto completeAll = [&] {
+    while (!launched.empty()) completeOldest();
+  };
+  const std::size_t onDevice = pipeline ? static_cast<std::size_t>(pipeline->slots() - 1) : 0;
   for (;;) {
     std::unique_ptr<Job> job;
     double idleMs = 0;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      // With a batch on the device, take a job only when one is queued already; otherwise finish that batch.
-      if (!launched) {
+      // With batches on the device, take a job only when one is queued already; otherwise finish the oldest.
+      if (launched.empty()) {
         const auto idleFrom = std::chrono::steady_clock::now();
         wake_.wait(lock, [this] { return !queue_.empty(); });
         idleMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - idleFrom).count();
@@ -71,11 +78,11 @@ void ExecutionThread::loop() {
       }
     }
     if (!job) {
-      completeLaunched();
+      completeOldest();
       continue;
     }
     const bool stop = job->stop_;
-    if (stop || !job->pipelined()) completeLaunched();
+    if (stop || !job->pipelined()) completeAll();
     if (stop) {
       pipeline.reset();
     } else if (!pipeline) {
@@ -87,16 +94,19 @@ void ExecutionThread::loop() {
                                 " ms, thread idle " + std::to_string(idleMs) + " ms");
       attempt(*job, [&] { job->launch(*pipeline); });
     }
-    // The earlier job settles first: promises settle in submission order.
-    completeLaunched();
     if (stop) {
       post(std::move(job));
       return;
     }
-    if (job->error_.empty())
-      launched = std::move(job);
-    else
-      post(std::move(job));
+    if (job->error_.empty() && job->pipelined()) {
+      launched.push_back(std::move(job));
+      while (launched.size() > onDevice) completeOldest();
+      continue;
+    }
+    // A failed or non-pipelined job settles now, after the earlier ones: promises settle in submission order.
+    completeAll();
+    if (job->error_.empty()) attempt(*job, [&] { job->complete(*pipeline); });
+    post(std::move(job));
   }
 }
 

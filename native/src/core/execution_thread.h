@@ -1,7 +1,8 @@
 // The thread an execution context owns. Jobs queue here (many concurrent infer() calls are safe),
 // run in order on this thread, and settle their promises on the JS thread, in submission order,
 // through a ThreadSafeFunction. Nothing runs on the JS thread or the libuv pool. Inference batches
-// overlap: the thread launches the next queued batch before it waits for the previous one's boxes.
+// overlap: the thread launches the next queued batch while up to the pipeline's slots() - 1 earlier ones
+// are on the device, then waits for the oldest one's boxes.
 #pragma once
 
 #include <napi.h>
@@ -23,8 +24,8 @@ class Job {
  public:
   virtual ~Job() = default;
   // On the context thread; may throw: the message rejects the promise. What it leaves running on the
-  // device is finished by complete(), which the thread calls after launching the next queued job when
-  // that one is pipelined().
+  // device is finished by complete(), which the thread calls once enough later pipelined() jobs have
+  // been launched (or none is queued).
   virtual void launch(Pipeline& pipeline) = 0;
   virtual void complete(Pipeline&) {}
   // Whether this job may launch while the previous one is still on the device (inference batches); any

@@ -49,13 +49,14 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   return obj;
 }
 
-// createContext(profile?): `profile` is the TensorRT optimisation profile the context owns.
+// createContext(profile?, batchesInFlight?): `profile` is the TensorRT optimisation profile the context
+// owns; `batchesInFlight` its staging slots (default: the addon's batchesPerContext).
 Napi::Value ModelWrap::CreateContext(const Napi::CallbackInfo& info) {
   auto* data = info.Env().GetInstanceData<AddonData>();
   auto external = Napi::External<std::shared_ptr<ModelState>>::New(info.Env(), new std::shared_ptr<ModelState>(model_),
                                                                    [](Napi::Env, std::shared_ptr<ModelState>* p) { delete p; });
   const int profile = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-  return data->context.New({external, Napi::Number::New(info.Env(), profile)});
+  return data->context.New({external, Napi::Number::New(info.Env(), profile), info.Length() > 1 ? info[1] : info.Env().Undefined()});
 }
 
 }  // namespace detq

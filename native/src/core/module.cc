@@ -116,7 +116,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->context = Napi::Persistent(ContextWrap::Define(env, "Context"));
   env.SetInstanceData<AddonData>(data);
   exports.Set("buildInfo", BuildInfo(env));
-  exports.Set("batchesPerContext", Napi::Number::New(env, Pipeline::kSlots));
+  exports.Set("batchesPerContext", Napi::Number::New(env, Pipeline::kDefaultSlots));
+  exports.Set("maxBatchesPerContext", Napi::Number::New(env, Pipeline::kMaxSlots));
   exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
   exports.Set("setLogger", Napi::Function::New(env, SetLogger, "setLogger"));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));

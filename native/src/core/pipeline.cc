@@ -48,8 +48,9 @@ double msSince(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile)
+Pipeline::Pipeline(int device, std::shared_ptr<ModelState> model, int profile, int slots)
     : device_(device), id_(nextId.fetch_add(1)), guard_(device), model_(std::move(model)) {
+  for (int i = 0; i < slots; ++i) slots_.push_back(std::make_unique<Slot>());
   if (!model_) return;
   instance_ = model_->createInstance(profile);
   // Sized for the largest batch once, so the network input never moves: CUDA graphs captured on it stay valid.
@@ -70,9 +71,9 @@ void Pipeline::timeBatch(Slot& slot, bool on) {
 
 Pipeline::Slot& Pipeline::takeSlot(int* index) {
   *index = nextSlot_;
-  Slot& slot = slots_[nextSlot_];
-  if (slot.busy) throw std::logic_error("both staging slots hold batches not yet collected");
-  nextSlot_ = (nextSlot_ + 1) % kSlots;
+  Slot& slot = *slots_[nextSlot_];
+  if (slot.busy) throw std::logic_error("every staging slot holds a batch not yet collected");
+  nextSlot_ = (nextSlot_ + 1) % slots();
   return slot;
 }
 
@@ -93,7 +94,7 @@ std::vector<std::string> Pipeline::checkJpegs(const std::vector<HostFrame>& fram
     if (!frames[i].jpeg) continue;
     if (!jpeg_ && jpegUnavailable_.empty()) {
       try {
-        jpeg_ = std::make_unique<JpegDecoder>(kSlots);
+        jpeg_ = std::make_unique<JpegDecoder>(slots());
       } catch (const std::exception& e) {
         jpegUnavailable_ = e.what();
         log(LogLevel::kWarn, std::string("GPU JPEG decoding unavailable, decoding on the CPU: ") + e.what());
@@ -268,7 +269,7 @@ Pipeline::Launched Pipeline::launch(const std::vector<HostFrame>& frames, const 
 std::vector<FrameResult> Pipeline::collect(const Launched& batch) {
   std::vector<FrameResult> live;
   if (batch.slot >= 0) {
-    Slot& slot = slots_[batch.slot];
+    Slot& slot = *slots_[batch.slot];
     // The slot is free again whatever happens here: its batch is over, well or not.
     struct Release {
       Slot& slot;

@@ -28,15 +28,17 @@ struct FrameResult {
 class Pipeline {
  public:
   // `model` may be null: a kernels-only pipeline (letterbox/post-processing checks). `profile`: the
-  // TensorRT optimisation profile this context owns (-1: none).
-  Pipeline(int device, std::shared_ptr<ModelState> model, int profile = -1);
+  // TensorRT optimisation profile this context owns (-1: none). `slots`: staging slots, 1 to kMaxSlots
+  // (checked by ContextWrap).
+  Pipeline(int device, std::shared_ptr<ModelState> model, int profile = -1, int slots = kDefaultSlots);
   ~Pipeline();
 
   // A batch on the device. launch() stages it on the copy stream (descriptors and CPU-decoded pixels
   // uploaded, JPEGs decoded) and queues letterbox, network, decode + NMS and the copy of the boxes to
   // the host on the compute stream, without waiting; collect() waits for that batch's boxes. Each batch
-  // has a staging slot of its own, so the context thread stages batch N+1 (and the NVJPG engines decode
-  // it) while batch N runs the network. At most kSlots batches are launched and not yet collected.
+  // has a staging slot of its own, so the context thread stages the next batch (and the NVJPG engines
+  // decode it) while earlier ones run the network. At most slots() batches are launched and not yet
+  // collected: the execution thread launches one while slots() - 1 are on the device.
   struct Launched {
     int slot = -1;  // -1: no frame reached the device
     std::size_t frames = 0;
@@ -44,7 +46,10 @@ class Pipeline {
     std::vector<std::string> errors;  // per frame: why the device could not decode it (empty: it could)
     DetectConfig config;
   };
-  static constexpr int kSlots = 2;
+  // Staging slots when the caller names none (the addon's `batchesPerContext`).
+  static constexpr int kDefaultSlots = 2;
+  static constexpr int kMaxSlots = 4;
+  int slots() const { return static_cast<int>(slots_.size()); }
   Launched launch(const std::vector<HostFrame>& frames, const DetectConfig& config);
   std::vector<FrameResult> collect(const Launched& batch);
   // Letterbox alone, returned as float32 NCHW whatever the kernel wrote (checks against the CPU path).
@@ -81,7 +86,7 @@ class Pipeline {
   };
   // Turns the slot's timeline on (a batch launch() times with DETQ_DEBUG) or off.
   void timeBatch(Slot& slot, bool on);
-  // The next slot, which must have been collected (the execution thread launches at most kSlots batches).
+  // The next slot, which must have been collected (the execution thread launches at most slots() batches).
   Slot& takeSlot(int* index);
   // Lays the batch out in the slot's device buffer: descriptor table and CPU-decoded pixels copied from
   // its pinned staging, then the space nvJPEG decodes JPEG frames into. JPEGs the decoder refuses are
@@ -110,7 +115,7 @@ class Pipeline {
   std::unique_ptr<InstanceState> instance_;
   CudaStream stream_;      // compute: letterbox, network, post-processing, results back
   CudaStream copyStream_;  // staging: uploads and JPEG decoding, overlapping the compute stream
-  Slot slots_[kSlots];
+  std::vector<std::unique_ptr<Slot>> slots_;
   int nextSlot_ = 0;
   DeviceBuffer netInput_;  // the network's input: sized for maxBatch once, it never moves (CUDA graphs read it)
   YoloPostprocessor post_;

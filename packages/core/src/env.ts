@@ -94,6 +94,18 @@ export const workerEnvSchema = z.object({
 });
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
+/** How a GPU engine spreads its work, read wherever one loads (`detq label`, the worker, the API). */
+export const gpuEnvSchema = z.object({
+  /** Execution contexts per GPU engine (each a thread, streams and a JPEG decoder). */
+  DETQ_GPU_CONTEXTS: int(1, 8).default(2),
+  /**
+   * Batches each context keeps on the device while it stages and decodes the next: its staging slots.
+   * Unset: the addon's batchesPerContext (2); the addon's maxBatchesPerContext is the most.
+   */
+  DETQ_GPU_BATCHES_PER_CONTEXT: int(1).optional(),
+});
+export type GpuEnv = z.infer<typeof gpuEnvSchema>;
+
 /** A bad environment (exit 2): `message` has one line per variable, `DETQ_X: must be … (got "…")`. */
 export class EnvError extends FatalError {
   constructor(

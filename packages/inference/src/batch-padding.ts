@@ -56,11 +56,13 @@ export function contextProfiles(contexts: number, profiles: number | undefined):
 }
 
 /**
- * Device bytes of decoded RGB one engine call stages at most. A batch of 32 12 MP photos (1.2 GB) runs
- * as one call; 100 MP photos (300 MB each) run seven to a call, so what a call puts on the device does
- * not grow with the image size (JS weighs encoded frames by their file bytes, which say little about it).
+ * Device bytes of decoded RGB one execution context stages at most, over all its staging slots: each
+ * engine call gets this divided by the context's batches in flight. At the default two, a batch of 32
+ * 12 MP photos (1.2 GB) runs as one call and 100 MP photos (300 MB each) seven to a call, so what a
+ * context puts on the device does not grow with the image size (JS weighs encoded frames by their file
+ * bytes, which say little about it) nor with its depth.
  */
-export const MAX_STAGED_BYTES = 2 * 1024 ** 3;
+export const CONTEXT_STAGED_BYTES = 4 * 1024 ** 3;
 
 /**
  * Splits a batch into engine calls of at most `maxBatch` frames and `maxBytes` bytes of decoded RGB

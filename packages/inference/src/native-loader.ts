@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeLoadOptions, type NativeModel } from '@detq/native';
-import { computeLetterbox, FatalError, type DetectParams, type EngineKind } from '@detq/core';
-import { contextProfiles, MAX_STAGED_BYTES, paddedBatchSizes, stagingCalls, type BatchRange } from './batch-padding';
+import { computeLetterbox, EnvError, FatalError, gpuEnvSchema, parseEnv, type DetectParams, type EngineKind } from '@detq/core';
+import { CONTEXT_STAGED_BYTES, contextProfiles, paddedBatchSizes, stagingCalls, type BatchRange } from './batch-padding';
 import { DeviceDecodeError, type Engine, type EngineInfo, type Frame, type FrameOutcome } from './engine';
 
 let cached: NativeAddon | undefined;
@@ -34,7 +34,7 @@ export function loadNativeAddon(): NativeAddon {
     throw loadError;
   }
   // A build from before the overlapped contexts would size every queue NaN and never run a batch.
-  if (!Number.isInteger(addon.batchesPerContext) || addon.batchesPerContext < 1) {
+  if (!Number.isInteger(addon.batchesPerContext) || addon.batchesPerContext < 1 || !Number.isInteger(addon.maxBatchesPerContext)) {
     loadError = new FatalError('ENGINE_UNAVAILABLE', `detq native addon at ${addonPath} is older than this checkout: rebuild it with \`npm run build:native\``);
     throw loadError;
   }
@@ -63,10 +63,22 @@ export function nativeUnavailableReason(kind: Exclude<EngineKind, 'onnxruntime-c
   return undefined;
 }
 
-/** DETQ_GPU_CONTEXTS: execution contexts per GPU engine (default 2). */
-function gpuContexts(): number {
-  const n = Number(process.env.DETQ_GPU_CONTEXTS ?? 2);
-  return Number.isInteger(n) && n >= 1 && n <= 8 ? n : 2;
+/**
+ * Contexts per engine and batches per context: the options', else the environment's (gpuEnvSchema, read
+ * only when an option is missing), else the defaults. A bad value names its option or variable.
+ */
+function gpuSettings(addon: NativeAddon, options: NativeEngineOptions): { contexts: number; batchesPerContext: number } {
+  const env = options.contexts === undefined || options.batchesPerContext === undefined ? parseEnv(gpuEnvSchema, process.env) : undefined;
+  const most = addon.maxBatchesPerContext;
+  if (options.batchesPerContext !== undefined && !(Number.isInteger(options.batchesPerContext) && options.batchesPerContext >= 1 && options.batchesPerContext <= most))
+    throw new FatalError('USAGE', `batchesPerContext must be an integer from 1 to ${most} (got ${options.batchesPerContext})`);
+  const fromEnv = env?.DETQ_GPU_BATCHES_PER_CONTEXT;
+  if (options.batchesPerContext === undefined && fromEnv !== undefined && fromEnv > most)
+    throw new EnvError(['DETQ_GPU_BATCHES_PER_CONTEXT'], `DETQ_GPU_BATCHES_PER_CONTEXT: must be at most ${most} (got "${fromEnv}")`);
+  return {
+    contexts: options.contexts ?? env?.DETQ_GPU_CONTEXTS ?? 2,
+    batchesPerContext: options.batchesPerContext ?? fromEnv ?? addon.batchesPerContext,
+  };
 }
 
 export interface NativeEngineOptions {
@@ -79,6 +91,11 @@ export interface NativeEngineOptions {
    * engines, the others run the network (default DETQ_GPU_CONTEXTS, else 2).
    */
   contexts?: number;
+  /**
+   * Batches each context keeps on the device while its thread stages and decodes the next one (default
+   * DETQ_GPU_BATCHES_PER_CONTEXT, else the addon's batchesPerContext).
+   */
+  batchesPerContext?: number;
   /** Torch: replay each padded batch size's network as a CUDA graph (default true; false to compare or to opt out). */
   cudaGraphs?: boolean;
 }
@@ -111,19 +128,25 @@ export class NativeEngine implements Engine {
   /** infer() calls each context has not answered yet. */
   private readonly outstanding: number[];
 
+  /** Decoded RGB one call may stage: a context's share split over its staging slots. */
+  private readonly stagedBytesPerCall: number;
+
   private constructor(
     readonly info: EngineInfo,
     private readonly contexts: NativeContext[],
+    batchesPerContext: number,
   ) {
     this.outstanding = contexts.map(() => 0);
+    this.stagedBytesPerCall = Math.floor(CONTEXT_STAGED_BYTES / batchesPerContext);
   }
 
   static async load(kind: Exclude<EngineKind, 'onnxruntime-cpu'>, modelPath: string, options: NativeEngineOptions, source: NativeModelSource): Promise<NativeEngine> {
     const reason = nativeUnavailableReason(kind);
     if (reason) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${reason}`);
     const addon = loadNativeAddon();
+    const { contexts: contextCount, batchesPerContext } = gpuSettings(addon, options);
     // Refused before anything loads: more contexts than the plan has profiles.
-    const profiles = contextProfiles(options.contexts ?? gpuContexts(), source.profiles);
+    const profiles = contextProfiles(contextCount, source.profiles);
     let model: NativeModel;
     try {
       model = await addon.loadModel({
@@ -144,7 +167,7 @@ export class NativeEngine implements Engine {
     // Each context warms every padded batch size up on its own thread during creation (cuDNN
     // autotuning is per thread in PyTorch; TensorRT loads tactics per context and profile); an empty
     // infer() settles once that is done, so the cost lands in load() and not in the first batches.
-    const contexts = profiles.map((p) => model.createContext(p));
+    const contexts = profiles.map((p) => model.createContext(p, batchesPerContext));
     try {
       await Promise.all(contexts.map((c) => c.infer([], { conf: 0.25, iou: 0.7, maxDet: 300, agnosticNms: false, multiLabel: false })));
     } catch (err) {
@@ -160,7 +183,7 @@ export class NativeEngine implements Engine {
         maxBatch: m.maxBatch,
         accepts: 'rgb',
         encodedFormats: addon.buildInfo.nvjpeg ? ['jpeg'] : [],
-        parallelBatches: contexts.length * addon.batchesPerContext,
+        parallelBatches: contexts.length * batchesPerContext,
         device: m.device,
         runtimeVersion: m.runtimeVersion,
         numClasses: m.outputLayout === 'raw' ? m.numClasses : (source.classNames?.length ?? 0),
@@ -169,6 +192,7 @@ export class NativeEngine implements Engine {
         cudaGraphs: m.cudaGraphs,
       },
       contexts,
+      batchesPerContext,
     );
   }
 
@@ -192,7 +216,7 @@ export class NativeEngine implements Engine {
   async infer(frames: readonly Frame[], params: DetectParams): Promise<FrameOutcome[]> {
     const { inputWidth, inputHeight, maxBatch } = this.info;
     const native = frames.map((f) => toNativeFrame(f, inputWidth, inputHeight));
-    const calls = stagingCalls(native, maxBatch, MAX_STAGED_BYTES).map((call) =>
+    const calls = stagingCalls(native, maxBatch, this.stagedBytesPerCall).map((call) =>
       this.onContext((ctx) => ctx.infer(call, params)).then((out) =>
         out.map((d) => (d.decodeError === undefined ? { rows: d.rows, count: d.count } : new DeviceDecodeError(d.decodeError))),
       ),
