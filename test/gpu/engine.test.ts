@@ -76,7 +76,8 @@ describe('torch engine', () => {
       const sequential: NativeDetections[][] = [];
       for (const b of batches) sequential.push(await ctx.infer(b, params));
       expect(sequential.flat().filter((d) => d.decodeError === undefined && d.count > 0).length).toBeGreaterThan(20);
-      // A batch of one cut-off JPEG: refused before any device memory, so it launches without a slot.
+      // A batch of one cut-off JPEG: refused before any device memory; its launch takes a slot but leaves it
+      // free (nothing reaches the network), and it still counts among the batches in flight.
       const whole = (jpeg[0] as { jpeg: Uint8Array }).jpeg;
       const cut: NativeFrame = { ...jpeg[0]!, jpeg: whole.subarray(0, whole.length >> 1) };
       const [cutAlone] = await ctx.infer([cut], params);

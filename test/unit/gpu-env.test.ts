@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EnvError, gpuEnvSchema, parseEnv } from '@detq/core';
+import { gpuSettings } from '@detq/inference';
 
 // How GPU engines spread their work comes from the environment; a bad value stops the load with a line
 // naming the variable (it silently became 2 before).
@@ -28,5 +29,25 @@ describe('GPU settings from the environment', () => {
     );
     expect((error({ DETQ_GPU_BATCHES_PER_CONTEXT: '0' }) as EnvError).message).toBe('DETQ_GPU_BATCHES_PER_CONTEXT: Too small: expected number to be >=1 (got "0")');
     expect((error({ DETQ_GPU_CONTEXTS: '1.5' }) as EnvError).message).toBe('DETQ_GPU_CONTEXTS: Invalid input: expected int, received number (got "1.5")');
+  });
+});
+
+describe('a GPU engine’s contexts and batches per context', () => {
+  const addon = { batchesPerContext: 2, maxBatchesPerContext: 4 };
+
+  it('come from the options, else the environment, else the defaults', () => {
+    expect(gpuSettings(addon, {}, {})).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, {}, { DETQ_GPU_CONTEXTS: '3', DETQ_GPU_BATCHES_PER_CONTEXT: '4' })).toEqual({ contexts: 3, batchesPerContext: 4 });
+    expect(gpuSettings(addon, { contexts: 1, batchesPerContext: 3 }, { DETQ_GPU_CONTEXTS: '3', DETQ_GPU_BATCHES_PER_CONTEXT: '4' })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    // A variable whose option is given is not read, so a bad one does not stop the load.
+    expect(gpuSettings(addon, { contexts: 1 }, { DETQ_GPU_CONTEXTS: 'many' })).toEqual({ contexts: 1, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { batchesPerContext: 1 }, { DETQ_GPU_BATCHES_PER_CONTEXT: 'x' })).toEqual({ contexts: 2, batchesPerContext: 1 });
+  });
+
+  it('refuse more batches than the addon allows, naming the option or variable', () => {
+    expect(() => gpuSettings(addon, {}, { DETQ_GPU_BATCHES_PER_CONTEXT: '5.0' })).toThrow(new EnvError(['DETQ_GPU_BATCHES_PER_CONTEXT'], 'DETQ_GPU_BATCHES_PER_CONTEXT: must be at most 4 (got "5.0")'));
+    expect(() => gpuSettings(addon, { batchesPerContext: 5 }, {})).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 }, {})).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
+    expect(() => gpuSettings(addon, {}, { DETQ_GPU_CONTEXTS: 'many' })).toThrow('DETQ_GPU_CONTEXTS: Invalid input: expected number, received NaN (got "many")');
   });
 });

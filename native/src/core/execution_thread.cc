@@ -38,7 +38,11 @@ void ExecutionThread::loop() {
     pipeline = factory_();
   } catch (const std::exception& e) {
     initError = e.what();
+  } catch (...) {
+    initError = "unknown native error";
   }
+  // Jobs are refused with initError when there is no pipeline: it must never be empty then.
+  if (!pipeline && initError.empty()) initError = "this execution context could not be created";
   // Launched jobs, oldest first, their work possibly still on the device. After each launch the oldest
   // are completed until slots() - 1 remain, so the next launch finds a free staging slot.
   std::deque<std::unique_ptr<Job>> launched;

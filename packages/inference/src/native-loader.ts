@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeLoadOptions, type NativeModel } from '@detq/native';
-import { computeLetterbox, EnvError, FatalError, gpuEnvSchema, parseEnv, type DetectParams, type EngineKind } from '@detq/core';
+import { computeLetterbox, EnvError, FatalError, gpuEnvSchema, parseEnv, type DetectParams, type EngineKind, type GpuEnv } from '@detq/core';
 import { CONTEXT_STAGED_BYTES, contextProfiles, paddedBatchSizes, stagingCalls, type BatchRange } from './batch-padding';
 import { DeviceDecodeError, type Engine, type EngineInfo, type Frame, type FrameOutcome } from './engine';
 
@@ -64,20 +64,27 @@ export function nativeUnavailableReason(kind: Exclude<EngineKind, 'onnxruntime-c
 }
 
 /**
- * Contexts per engine and batches per context: the options', else the environment's (gpuEnvSchema, read
- * only when an option is missing), else the defaults. A bad value names its option or variable.
+ * Contexts per engine and batches per context: the options', else the environment's (gpuEnvSchema; a
+ * variable is read only when its option is missing), else the defaults. A bad value names its option or
+ * variable.
  */
-function gpuSettings(addon: NativeAddon, options: NativeEngineOptions): { contexts: number; batchesPerContext: number } {
-  const env = options.contexts === undefined || options.batchesPerContext === undefined ? parseEnv(gpuEnvSchema, process.env) : undefined;
+export function gpuSettings(
+  addon: Pick<NativeAddon, 'batchesPerContext' | 'maxBatchesPerContext'>,
+  options: Pick<NativeEngineOptions, 'contexts' | 'batchesPerContext'>,
+  env: NodeJS.ProcessEnv = process.env,
+): { contexts: number; batchesPerContext: number } {
   const most = addon.maxBatchesPerContext;
   if (options.batchesPerContext !== undefined && !(Number.isInteger(options.batchesPerContext) && options.batchesPerContext >= 1 && options.batchesPerContext <= most))
     throw new FatalError('USAGE', `batchesPerContext must be an integer from 1 to ${most} (got ${options.batchesPerContext})`);
-  const fromEnv = env?.DETQ_GPU_BATCHES_PER_CONTEXT;
-  if (options.batchesPerContext === undefined && fromEnv !== undefined && fromEnv > most)
-    throw new EnvError(['DETQ_GPU_BATCHES_PER_CONTEXT'], `DETQ_GPU_BATCHES_PER_CONTEXT: must be at most ${most} (got "${fromEnv}")`);
+  const read = parseEnv(
+    gpuEnvSchema.pick({ DETQ_GPU_CONTEXTS: options.contexts === undefined ? true : undefined, DETQ_GPU_BATCHES_PER_CONTEXT: options.batchesPerContext === undefined ? true : undefined }),
+    env,
+  ) as Partial<GpuEnv>;
+  if (read.DETQ_GPU_BATCHES_PER_CONTEXT !== undefined && read.DETQ_GPU_BATCHES_PER_CONTEXT > most)
+    throw new EnvError(['DETQ_GPU_BATCHES_PER_CONTEXT'], `DETQ_GPU_BATCHES_PER_CONTEXT: must be at most ${most} (got ${JSON.stringify(env.DETQ_GPU_BATCHES_PER_CONTEXT)})`);
   return {
-    contexts: options.contexts ?? env?.DETQ_GPU_CONTEXTS ?? 2,
-    batchesPerContext: options.batchesPerContext ?? fromEnv ?? addon.batchesPerContext,
+    contexts: options.contexts ?? read.DETQ_GPU_CONTEXTS ?? 2,
+    batchesPerContext: options.batchesPerContext ?? read.DETQ_GPU_BATCHES_PER_CONTEXT ?? addon.batchesPerContext,
   };
 }
 
