@@ -51,7 +51,7 @@ for (const [device, batches] of devices) {
   const eitherMs = covered([...net, ...decode]);
   const pct = (x) => `${((100 * x) / span).toFixed(1)} %`;
   console.log(`device ${device}: ${steady.length} batches (of ${batches.length}), ${new Set(steady.map((b) => b.context)).size} contexts, ${frames} frames in ${span.toFixed(1)} ms on the GPU: ${((1000 * frames) / span).toFixed(0)} img/s`);
-  console.log(`medians per batch, ms: host launch ${step((b) => b.host.queued - b.host.launch)}, decode call ${step((b) => b.host['decode-return'] - b.host['decode-call'])}, collect wait ${step((b) => b.host.collected - b.host.collect)}`);
+  console.log(`medians per batch, ms: host launch ${step((b) => b.host.queued - b.host.launch)} (JPEG checks and staging set-up ${step((b) => b.host['decode-call'] - b.host.launch)}), decode call ${step((b) => b.host['decode-return'] - b.host['decode-call'])}, collect wait ${step((b) => b.host.collected - b.host.collect)}`);
   console.log(`  gpu: decode ${step((b) => b.gpu.decoded - b.gpu.decode)}, upload ${step((b) => b.gpu.staged - b.gpu.decoded)}, staged -> compute ${step((b) => b.gpu.compute - b.gpu.staged)}, letterbox + network ${step((b) => b.gpu['net-end'] - b.gpu.compute)}, post + copy back ${step((b) => b.gpu.done - b.gpu['net-end'])}`);
   console.log(`  decode call start on host -> decode start on gpu ${step((b) => b.gpu.decode - b.host['decode-call'])}, decode call return -> gpu decode end ${step((b) => b.gpu.decoded - b.host['decode-return'])}`);
   console.log(`share of the span: networks ${pct(netMs)}, JPEG decodes ${pct(decodeMs)}, both ${pct(netMs + decodeMs - eitherMs)}, neither ${pct(span - eitherMs)}`);

@@ -1,6 +1,5 @@
 #include <nvjpeg.h>
 
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
 
@@ -151,7 +150,6 @@ std::string JpegDecoder::refusal(const JpegInput& in) {
 std::string JpegDecoder::decode(const std::vector<JpegInput>& images, int slot, cudaStream_t stream) {
   if (images.empty()) return {};
   Handles::SlotState& st = h_->slots.at(static_cast<std::size_t>(slot));
-  const auto t0 = std::chrono::steady_clock::now();
   std::vector<const unsigned char*> data;
   std::vector<std::size_t> lengths;
   std::vector<nvjpegImage_t> outputs;
@@ -170,7 +168,6 @@ std::string JpegDecoder::decode(const std::vector<JpegInput>& images, int slot, 
     st.initialisedBatch = s == NVJPEG_STATUS_SUCCESS ? batch : 0;
   }
   if (s == NVJPEG_STATUS_SUCCESS) s = nvjpegDecodeBatched(h_->handle, st.state, data.data(), lengths.data(), outputs.data(), stream);
-  log(LogLevel::kDebug, "nvJPEG batched decode call " + std::to_string(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()) + " ms");
   if (s == NVJPEG_STATUS_SUCCESS) return {};
   // The batch call fails as a whole: every image in it goes back to the CPU, and the state is reset.
   st.initialisedBatch = 0;

@@ -64,16 +64,13 @@ Pipeline::~Pipeline() {
   instance_.reset();
 }
 
-void Pipeline::timeBatch(Slot& slot, bool on) {
-  if (on && !slot.timelineStore) slot.timelineStore = std::make_unique<BatchTimeline>(device_);
-  slot.timeline = on ? slot.timelineStore.get() : nullptr;
-}
-
-Pipeline::Slot& Pipeline::takeSlot(int* index) {
+Pipeline::Slot& Pipeline::takeSlot(int* index, bool timed) {
   *index = nextSlot_;
   Slot& slot = *slots_[nextSlot_];
   if (slot.busy) throw std::logic_error("every staging slot holds a batch not yet collected");
   nextSlot_ = (nextSlot_ + 1) % slots();
+  if (timed && !slot.timelineStore) slot.timelineStore = std::make_unique<BatchTimeline>(device_);
+  slot.timeline = timed ? slot.timelineStore.get() : nullptr;
   return slot;
 }
 
@@ -108,9 +105,7 @@ std::vector<std::string> Pipeline::checkJpegs(const std::vector<HostFrame>& fram
 
 void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames, std::vector<int>& live, std::vector<std::string>& errors) {
   const std::size_t batch = frames.size();
-  const auto t0 = std::chrono::steady_clock::now();
   errors = checkJpegs(frames);
-  const double checkMs = msSince(t0);
   // Host part: descriptors + CPU-decoded pixels; device-only part after it: nvJPEG's output.
   std::vector<std::size_t> offsets(batch);
   std::size_t hostBytes = descBytes(batch);
@@ -160,7 +155,6 @@ void Pipeline::stage(Slot& slot, int index, const std::vector<HostFrame>& frames
   slot.mark(BatchTimeline::Gpu::kStaged, copyStream_.get());
   DETQ_CUDA_CHECK(cudaEventRecord(slot.staged.get(), copyStream_.get()));
   DETQ_CUDA_CHECK(cudaStreamWaitEvent(stream_.get(), slot.staged.get(), 0));
-  log(LogLevel::kDebug, "stage: JPEG checks " + std::to_string(checkMs) + " ms, uploads and decode submit " + std::to_string(msSince(t0) - checkMs) + " ms");
 }
 
 void Pipeline::runDevice(Slot& slot, int batch, const DetectConfig& config) {
@@ -244,8 +238,7 @@ Pipeline::Launched Pipeline::launch(const std::vector<HostFrame>& frames, const 
   checkGeometry(frames, model_->info().inputWidth, model_->info().inputHeight);
   const auto t0 = std::chrono::steady_clock::now();
   int index = 0;
-  Slot& slot = takeSlot(&index);
-  timeBatch(slot, logs(LogLevel::kDebug));
+  Slot& slot = takeSlot(&index, logs(LogLevel::kDebug));
   slot.mark(BatchTimeline::Host::kLaunchBegin);
   drainingOnError([&] {
     stage(slot, index, frames, batch.live, batch.errors);
@@ -296,7 +289,6 @@ std::vector<float> Pipeline::letterbox(const std::vector<HostFrame>& frames, int
   checkGeometry(frames, width, height);
   int index = 0;
   Slot& slot = takeSlot(&index);
-  timeBatch(slot, false);
   std::vector<float> out(elems);
   drainingOnError([&] {
     std::vector<int> live;
@@ -333,7 +325,6 @@ std::vector<FrameResult> Pipeline::postprocess(const std::vector<float>& raw, in
   }
   int index = 0;
   Slot& slot = takeSlot(&index);
-  timeBatch(slot, false);
   DeviceBuffer deviceRaw(raw.size() * sizeof(float));
   std::vector<FrameResult> out;
   drainingOnError([&] {
@@ -355,7 +346,6 @@ std::vector<double> Pipeline::benchmark(const std::vector<HostFrame>& frames, in
   // Images are staged once: engine-only timing starts from device-resident images (as nvJPEG leaves them).
   int index = 0;
   Slot& slot = takeSlot(&index);
-  timeBatch(slot, false);
   std::vector<double> times;
   times.reserve(iterations);
   drainingOnError([&] {

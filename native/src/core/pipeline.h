@@ -84,10 +84,9 @@ class Pipeline {
       if (timeline) timeline->mark(m);
     }
   };
-  // Turns the slot's timeline on (a batch launch() times with DETQ_DEBUG) or off.
-  void timeBatch(Slot& slot, bool on);
-  // The next slot, which must have been collected (the execution thread launches at most slots() batches).
-  Slot& takeSlot(int* index);
+  // The next slot, which must have been collected (the execution thread launches at most slots() batches),
+  // with its timeline on when `timed` (launch() with DETQ_DEBUG) and off otherwise.
+  Slot& takeSlot(int* index, bool timed = false);
   // Lays the batch out in the slot's device buffer: descriptor table and CPU-decoded pixels copied from
   // its pinned staging, then the space nvJPEG decodes JPEG frames into. JPEGs the decoder refuses are
   // left out of the table and get no device memory. Everything goes on the copy stream, ending with
