@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EnvError, gpuEnvSchema, parseEnv } from '@detq/core';
-import { gpuSettings } from '@detq/inference';
+import { createEngine, gpuSettings } from '@detq/inference';
+import { MODEL_DYN } from '../helpers/fixtures';
 
 // How GPU engines spread their work comes from the environment; a bad value stops the load with a line
 // naming the variable (it silently became 2 before).
@@ -28,6 +29,10 @@ describe('GPU settings from the environment', () => {
       'DETQ_GPU_CONTEXTS: Too big: expected number to be <=8 (got "9")\nDETQ_GPU_BATCHES_PER_CONTEXT: Invalid input: expected number, received NaN (got "two")',
     );
     expect((error({ DETQ_GPU_BATCHES_PER_CONTEXT: '0' }) as EnvError).message).toBe('DETQ_GPU_BATCHES_PER_CONTEXT: Too small: expected number to be >=1 (got "0")');
+    // The addon's maxBatchesPerContext: checked here, with the others, before any engine loads.
+    expect((error({ DETQ_GPU_BATCHES_PER_CONTEXT: '5.0' }) as EnvError).message).toBe('DETQ_GPU_BATCHES_PER_CONTEXT: Too big: expected number to be <=4 (got "5.0")');
+    // Both bad variables are named in one run.
+    expect((error({ DETQ_GPU_CONTEXTS: '99', DETQ_GPU_BATCHES_PER_CONTEXT: '5' }) as EnvError).variables).toEqual(['DETQ_GPU_CONTEXTS', 'DETQ_GPU_BATCHES_PER_CONTEXT']);
     expect((error({ DETQ_GPU_CONTEXTS: '1.5' }) as EnvError).message).toBe('DETQ_GPU_CONTEXTS: Invalid input: expected int, received number (got "1.5")');
   });
 });
@@ -35,19 +40,30 @@ describe('GPU settings from the environment', () => {
 describe('a GPU engine’s contexts and batches per context', () => {
   const addon = { batchesPerContext: 2, maxBatchesPerContext: 4 };
 
-  it('come from the options, else the environment, else the defaults', () => {
-    expect(gpuSettings(addon, {}, {})).toEqual({ contexts: 2, batchesPerContext: 2 });
-    expect(gpuSettings(addon, {}, { DETQ_GPU_CONTEXTS: '3', DETQ_GPU_BATCHES_PER_CONTEXT: '4' })).toEqual({ contexts: 3, batchesPerContext: 4 });
-    expect(gpuSettings(addon, { contexts: 1, batchesPerContext: 3 }, { DETQ_GPU_CONTEXTS: '3', DETQ_GPU_BATCHES_PER_CONTEXT: '4' })).toEqual({ contexts: 1, batchesPerContext: 3 });
-    // A variable whose option is given is not read, so a bad one does not stop the load.
-    expect(gpuSettings(addon, { contexts: 1 }, { DETQ_GPU_CONTEXTS: 'many' })).toEqual({ contexts: 1, batchesPerContext: 2 });
-    expect(gpuSettings(addon, { batchesPerContext: 1 }, { DETQ_GPU_BATCHES_PER_CONTEXT: 'x' })).toEqual({ contexts: 2, batchesPerContext: 1 });
+  it('come from the options, else the defaults', () => {
+    expect(gpuSettings(addon, {})).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { contexts: 1, batchesPerContext: 3 })).toEqual({ contexts: 1, batchesPerContext: 3 });
   });
 
-  it('refuse more batches than the addon allows, naming the option or variable', () => {
-    expect(() => gpuSettings(addon, {}, { DETQ_GPU_BATCHES_PER_CONTEXT: '5.0' })).toThrow(new EnvError(['DETQ_GPU_BATCHES_PER_CONTEXT'], 'DETQ_GPU_BATCHES_PER_CONTEXT: must be at most 4 (got "5.0")'));
-    expect(() => gpuSettings(addon, { batchesPerContext: 5 }, {})).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
-    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 }, {})).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
-    expect(() => gpuSettings(addon, {}, { DETQ_GPU_CONTEXTS: 'many' })).toThrow('DETQ_GPU_CONTEXTS: Invalid input: expected number, received NaN (got "many")');
+  it('refuse more batches than the addon allows, naming the option', () => {
+    expect(() => gpuSettings(addon, { batchesPerContext: 5 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 0 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 0)');
+  });
+});
+
+describe('a bad GPU setting with --engine auto', () => {
+  it('stops the load naming the variable instead of falling back to the CPU', async () => {
+    const notices: string[] = [];
+    const before = process.env.DETQ_GPU_CONTEXTS;
+    process.env.DETQ_GPU_CONTEXTS = '0';
+    try {
+      const loading = createEngine('auto', { modelPath: MODEL_DYN, numClasses: 80, threads: 1, notice: (l) => notices.push(l) });
+      await expect(loading).rejects.toThrow(new EnvError(['DETQ_GPU_CONTEXTS'], 'DETQ_GPU_CONTEXTS: Too small: expected number to be >=1 (got "0")'));
+      expect(notices).toEqual([]);
+    } finally {
+      if (before === undefined) delete process.env.DETQ_GPU_CONTEXTS;
+      else process.env.DETQ_GPU_CONTEXTS = before;
+    }
   });
 });

@@ -94,15 +94,16 @@ export const workerEnvSchema = z.object({
 });
 export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
-/** How a GPU engine spreads its work, read wherever one loads (`detq label`, the worker, the API). */
+/** How a GPU engine spreads its work, read once where engines are created (createEngine), before any loads. */
 export const gpuEnvSchema = z.object({
   /** Execution contexts per GPU engine (each a thread, streams and a JPEG decoder). */
   DETQ_GPU_CONTEXTS: int(1, 8).default(2),
   /**
    * Batches each context keeps on the device while it stages and decodes the next: its staging slots.
-   * Unset: the addon's batchesPerContext (2); the addon's maxBatchesPerContext is the most.
+   * Unset: the addon's batchesPerContext (2). At most the addon's maxBatchesPerContext (Pipeline::kMaxSlots),
+   * checked here so a bad value is refused with the others before any engine loads.
    */
-  DETQ_GPU_BATCHES_PER_CONTEXT: int(1).optional(),
+  DETQ_GPU_BATCHES_PER_CONTEXT: int(1, 4).optional(),
 });
 export type GpuEnv = z.infer<typeof gpuEnvSchema>;
 

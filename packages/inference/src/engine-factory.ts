@@ -1,4 +1,4 @@
-import type { EngineChoice } from '@detq/core';
+import { gpuEnvSchema, parseEnv, type EngineChoice } from '@detq/core';
 import type { Engine } from './engine';
 import { OnnxRuntimeEngine } from './onnxruntime-engine';
 import { loadTensorRtEngine } from './tensorrt-engine';
@@ -35,11 +35,13 @@ export async function createEngine(choice: EngineChoice, options: EngineOptions)
     case 'tensorrt':
       return loadTensorRtEngine(options.modelPath, gpuOptions(options));
     case 'auto': {
+      // Read before any load: bad settings stop the run rather than read as a GPU that cannot run here.
+      const gpu = gpuOptions(options);
       // GPU engines first (TensorRT, then LibTorch); any reason one cannot run goes into a one-line notice.
       const reasons: string[] = [];
       for (const [kind, load] of [['tensorrt', loadTensorRtEngine], ['torch', loadTorchEngine]] as const) {
         try {
-          return await load(options.modelPath, gpuOptions(options));
+          return await load(options.modelPath, gpu);
         } catch (err) {
           reasons.push(`${kind}: ${(err as Error).message}`);
         }
@@ -50,8 +52,12 @@ export async function createEngine(choice: EngineChoice, options: EngineOptions)
   }
 }
 
+/** The GPU loaders' options: the caller's, and the environment's GPU settings (a bad one throws EnvError). */
 function gpuOptions(o: EngineOptions) {
+  const env = parseEnv(gpuEnvSchema, process.env);
   return {
+    contexts: env.DETQ_GPU_CONTEXTS,
+    ...(env.DETQ_GPU_BATCHES_PER_CONTEXT !== undefined && { batchesPerContext: env.DETQ_GPU_BATCHES_PER_CONTEXT }),
     ...(o.half !== undefined && { half: o.half }),
     ...(o.device !== undefined && { device: o.device }),
     ...(o.maxBatch !== undefined && { maxBatch: o.maxBatch }),

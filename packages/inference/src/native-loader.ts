@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { addonPath, type NativeAddon, type NativeContext, type NativeFrame, type NativeLoadOptions, type NativeModel } from '@detq/native';
-import { computeLetterbox, EnvError, FatalError, gpuEnvSchema, parseEnv, type DetectParams, type EngineKind, type GpuEnv } from '@detq/core';
+import { computeLetterbox, FatalError, type DetectParams, type EngineKind } from '@detq/core';
 import { CONTEXT_STAGED_BYTES, contextProfiles, paddedBatchSizes, stagingCalls, type BatchRange } from './batch-padding';
 import { DeviceDecodeError, type Engine, type EngineInfo, type Frame, type FrameOutcome } from './engine';
 
@@ -64,28 +64,17 @@ export function nativeUnavailableReason(kind: Exclude<EngineKind, 'onnxruntime-c
 }
 
 /**
- * Contexts per engine and batches per context: the options', else the environment's (gpuEnvSchema; a
- * variable is read only when its option is missing), else the defaults. A bad value names its option or
- * variable.
+ * Contexts per engine and batches per context: the options' (createEngine passes the environment's,
+ * gpuEnvSchema), else the defaults. A bad option is refused naming it.
  */
 export function gpuSettings(
   addon: Pick<NativeAddon, 'batchesPerContext' | 'maxBatchesPerContext'>,
   options: Pick<NativeEngineOptions, 'contexts' | 'batchesPerContext'>,
-  env: NodeJS.ProcessEnv = process.env,
 ): { contexts: number; batchesPerContext: number } {
   const most = addon.maxBatchesPerContext;
   if (options.batchesPerContext !== undefined && !(Number.isInteger(options.batchesPerContext) && options.batchesPerContext >= 1 && options.batchesPerContext <= most))
     throw new FatalError('USAGE', `batchesPerContext must be an integer from 1 to ${most} (got ${options.batchesPerContext})`);
-  const read = parseEnv(
-    gpuEnvSchema.pick({ DETQ_GPU_CONTEXTS: options.contexts === undefined ? true : undefined, DETQ_GPU_BATCHES_PER_CONTEXT: options.batchesPerContext === undefined ? true : undefined }),
-    env,
-  ) as Partial<GpuEnv>;
-  if (read.DETQ_GPU_BATCHES_PER_CONTEXT !== undefined && read.DETQ_GPU_BATCHES_PER_CONTEXT > most)
-    throw new EnvError(['DETQ_GPU_BATCHES_PER_CONTEXT'], `DETQ_GPU_BATCHES_PER_CONTEXT: must be at most ${most} (got ${JSON.stringify(env.DETQ_GPU_BATCHES_PER_CONTEXT)})`);
-  return {
-    contexts: options.contexts ?? read.DETQ_GPU_CONTEXTS ?? 2,
-    batchesPerContext: options.batchesPerContext ?? read.DETQ_GPU_BATCHES_PER_CONTEXT ?? addon.batchesPerContext,
-  };
+  return { contexts: options.contexts ?? 2, batchesPerContext: options.batchesPerContext ?? addon.batchesPerContext };
 }
 
 export interface NativeEngineOptions {
@@ -95,12 +84,12 @@ export interface NativeEngineOptions {
   device?: number;
   /**
    * Execution contexts (each a thread + stream + JPEG decoder): while one decodes a batch on the NVJPG
-   * engines, the others run the network (default DETQ_GPU_CONTEXTS, else 2).
+   * engines, the others run the network (default 2; createEngine passes DETQ_GPU_CONTEXTS).
    */
   contexts?: number;
   /**
    * Batches each context keeps on the device while its thread stages and decodes the next one (default
-   * DETQ_GPU_BATCHES_PER_CONTEXT, else the addon's batchesPerContext).
+   * the addon's batchesPerContext; createEngine passes DETQ_GPU_BATCHES_PER_CONTEXT).
    */
   batchesPerContext?: number;
   /** Torch: replay each padded batch size's network as a CUDA graph (default true; false to compare or to opt out). */
