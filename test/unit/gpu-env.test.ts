@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { EnvError, gpuEnvSchema, parseEnv } from '@detq/core';
-import { createEngine, gpuSettings } from '@detq/inference';
+import { createEngine, DEFAULT_GPU_CONTEXTS, gpuSettings } from '@detq/inference';
 import { MODEL_DYN } from '../helpers/fixtures';
 
 // How GPU engines spread their work comes from the environment; a bad value stops the load with a line
-// naming the variable (it silently became 2 before).
+// naming the variable (it silently became 2 before). Unset, they leave the engine its defaults.
 describe('GPU settings from the environment', () => {
-  it('default to 2 contexts and the addon’s batches per context', () => {
-    expect(parseEnv(gpuEnvSchema, {})).toEqual({ DETQ_GPU_CONTEXTS: 2 });
-    expect(parseEnv(gpuEnvSchema, { DETQ_GPU_CONTEXTS: '', DETQ_GPU_BATCHES_PER_CONTEXT: '' })).toEqual({ DETQ_GPU_CONTEXTS: 2 });
+  it('are absent when unset or empty, else the integers given', () => {
+    expect(parseEnv(gpuEnvSchema, {})).toEqual({});
+    expect(parseEnv(gpuEnvSchema, { DETQ_GPU_CONTEXTS: '', DETQ_GPU_BATCHES_PER_CONTEXT: '' })).toEqual({});
     expect(parseEnv(gpuEnvSchema, { DETQ_GPU_CONTEXTS: '3', DETQ_GPU_BATCHES_PER_CONTEXT: '3' })).toEqual({ DETQ_GPU_CONTEXTS: 3, DETQ_GPU_BATCHES_PER_CONTEXT: 3 });
   });
 
@@ -38,11 +38,12 @@ describe('GPU settings from the environment', () => {
 });
 
 describe('a GPU engine’s contexts and batches per context', () => {
-  const addon = { batchesPerContext: 2, maxBatchesPerContext: 4 };
+  const addon = { batchesPerContext: 3, maxBatchesPerContext: 4 };
 
-  it('come from the options, else the defaults', () => {
-    expect(gpuSettings(addon, {})).toEqual({ contexts: 2, batchesPerContext: 2 });
-    expect(gpuSettings(addon, { contexts: 1, batchesPerContext: 3 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+  it('come from the options, else one context with the addon’s batches per context', () => {
+    expect(DEFAULT_GPU_CONTEXTS).toBe(1);
+    expect(gpuSettings(addon, {})).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, { contexts: 2, batchesPerContext: 2 })).toEqual({ contexts: 2, batchesPerContext: 2 });
   });
 
   it('refuse more batches than the addon allows, naming the option', () => {

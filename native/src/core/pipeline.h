@@ -46,8 +46,11 @@ class Pipeline {
     std::vector<std::string> errors;  // per frame: why the device could not decode it (empty: it could)
     DetectConfig config;
   };
-  // Staging slots when the caller names none (the addon's `batchesPerContext`).
-  static constexpr int kDefaultSlots = 2;
+  // Staging slots when the caller names none (the addon's `batchesPerContext`). Three: the nvJPEG
+  // hardware decode call returns only once its batch is nearly decoded, so with two the network queue
+  // ran dry while the thread decoded; with three one context kept the H100's network busy 98 % of the
+  // time (native/README.md, "Measured 2026-12-06, night").
+  static constexpr int kDefaultSlots = 3;
   static constexpr int kMaxSlots = 4;
   int slots() const { return static_cast<int>(slots_.size()); }
   Launched launch(const std::vector<HostFrame>& frames, const DetectConfig& config);

@@ -56,7 +56,7 @@ export async function createEngine(choice: EngineChoice, options: EngineOptions)
 function gpuOptions(o: EngineOptions) {
   const env = parseEnv(gpuEnvSchema, process.env);
   return {
-    contexts: env.DETQ_GPU_CONTEXTS,
+    ...(env.DETQ_GPU_CONTEXTS !== undefined && { contexts: env.DETQ_GPU_CONTEXTS }),
     ...(env.DETQ_GPU_BATCHES_PER_CONTEXT !== undefined && { batchesPerContext: env.DETQ_GPU_BATCHES_PER_CONTEXT }),
     ...(o.half !== undefined && { half: o.half }),
     ...(o.device !== undefined && { device: o.device }),
