@@ -4,8 +4,8 @@
 // encoded JPEG frames and answers one macrotask later with seven boxes a frame. Nothing of the native addon
 // runs, so this runs anywhere; on a GPU machine, set beside the engine-only rate of `detq bench`, it says
 // whether the JS side or the execution contexts hold end-to-end labelling back.
-// BENCH_READS (default 20,480): coco128 listed to that many reads. BENCH_CONTEXTS (default 2): contexts
-// the stand-in engine reports (two batches in flight each, as the addon's batchesPerContext).
+// BENCH_READS (default 20,480): coco128 listed to that many reads. BENCH_PARALLEL_BATCHES (default 3, one
+// context with the addon's batchesPerContext): the batches in flight the stand-in engine reports.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { Batcher, FramePreparer, labelStream, engineWindow, type LabelSource } f
 import { FileStore } from '@detq/storage';
 
 const reads = Number(process.env.BENCH_READS ?? 20_480);
-const contexts = Number(process.env.BENCH_CONTEXTS ?? 2);
+const parallelBatches = Number(process.env.BENCH_PARALLEL_BATCHES ?? 3);
 const batch = 32;
 const coco = join(sharedDir(), 'datasets/coco128/images/train2017');
 const files = (await readdir(coco)).filter((f) => f.endsWith('.jpg')).sort().map((f) => join(coco, f));
@@ -31,7 +31,7 @@ const engine: Engine = {
     maxBatch: batch,
     accepts: 'rgb',
     encodedFormats: ['jpeg'],
-    parallelBatches: contexts * 2,
+    parallelBatches,
     device: 'stand-in',
     runtimeVersion: 'none',
     numClasses: 80,
