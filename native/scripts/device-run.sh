@@ -16,6 +16,7 @@
 #   device-run.sh p   build, then labels of the carried coco128 images into $OUT (parity computed on the dev machine)
 #   device-run.sh t <vitest args...>   build, then those GPU tests only
 # DETQ_LIST_READS (default 61,440): how many reads the COCO-size list holds (longer runs weigh start-up less).
+# DETQ_LABEL_BATCH (default 32): --batch of the label and timeline phases.
 # Logs go to $OUT. Exits non-zero when the build or a test fails.
 set -uo pipefail
 phase=${1:-a}
@@ -61,8 +62,8 @@ bench() {
   n=$(ls $shared/datasets/coco128/images/train2017/*.jpg | wc -l)
   # Execution contexts per engine: each of DETQ_BENCH_CONTEXTS (e.g. "1 2"), else the engine's default.
   for c in ${DETQ_BENCH_CONTEXTS:-default}; do
-    echo "DETQ_GPU_CONTEXTS=$c"
-    env $([ "$c" = default ] || echo DETQ_GPU_CONTEXTS=$c) UV_THREADPOOL_SIZE=16 detq bench --engine torch --half --model $model --batch 1,8,32 --iterations 100 --images "$(coco_list)" --photos-12mp $n 2>&1 || return 1
+    echo "DETQ_GPU_CONTEXTS=${c/default/${DETQ_GPU_CONTEXTS:-default}}"
+    env $([ "$c" = default ] || echo DETQ_GPU_CONTEXTS=$c) UV_THREADPOOL_SIZE=16 node apps/cli/bin/detq.js bench --engine torch --half --model $model --batch 1,8,32 --iterations 100 --images "$(coco_list)" --photos-12mp $n 2>&1 || return 1
   done | tee "$OUT/bench.log"
   local status=${PIPESTATUS[0]}
   # The JS side alone in front of a stand-in engine: what it could feed the contexts on this host.
@@ -97,7 +98,7 @@ case "$phase" in
     bench || status=1
     ;;
   label)
-    UV_THREADPOOL_SIZE=16 detq label "$(coco_list)" --out $run/label-out --engine torch --half --model $model --batch 32 > "$OUT/label.log" 2>&1
+    UV_THREADPOOL_SIZE=16 detq label "$(coco_list)" --out $run/label-out --engine torch --half --model $model --batch ${DETQ_LABEL_BATCH:-32} > "$OUT/label.log" 2>&1
     status=$?
     grep -E 'img/s' "$OUT/label.log" | tail -1
     rm -rf $run/label-out
@@ -133,7 +134,7 @@ case "$phase" in
       log=$run/timelines/$n.log
       echo "== [$n] ${setting:-defaults}"
       env $setting DETQ_DEBUG=1 UV_THREADPOOL_SIZE=16 node apps/cli/bin/detq.js label "$(coco_list)" --out $run/timeline-out --engine torch --half \
-        --model $model --batch 32 > $run/timelines/$n.out 2> $log || { tail -20 $log; status=1; }
+        --model $model --batch ${DETQ_LABEL_BATCH:-32} > $run/timelines/$n.out 2> $log || { tail -20 $log; status=1; }
       grep -hE 'img/s' $run/timelines/$n.out $log | tail -1
       node native/scripts/timeline-summary.mjs $log
       rm -rf $run/timeline-out
