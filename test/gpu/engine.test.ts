@@ -134,8 +134,8 @@ describe('torch engine', () => {
           });
         }
       }
-      // Two batches in flight on the context, each replaying another graph of the shared pool: a replay
-      // must not overwrite the previous batch's output before its post-processing has read it.
+      // Batches in flight on the context (the default three), each replaying another graph of the shared
+      // pool: a replay must not overwrite an earlier batch's output before its post-processing has read it.
       const four = native.slice(0, 4);
       const one = native.slice(4, 5);
       const [wantFour, wantOne] = [await g.infer(four, params), await g.infer(one, params)];

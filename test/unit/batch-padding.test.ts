@@ -37,7 +37,9 @@ describe('contextProfiles', () => {
   });
 
   it('refuses more contexts than profiles instead of sharing one', () => {
-    expect(() => contextProfiles(2, 1)).toThrow(/has 1 optimisation profile, one per execution context, so it cannot run 2 contexts: rebuild it with `detq build-engine --contexts 2`/);
+    expect(() => contextProfiles(2, 1)).toThrow(
+      'the engine has 1 optimisation profile, one per execution context, so it cannot run 2 contexts: rebuild it with `detq build-engine --contexts 2` or set DETQ_GPU_CONTEXTS=1',
+    );
     expect(() => contextProfiles(0, 1)).toThrow(/--contexts must be a positive integer/);
   });
 });

@@ -50,7 +50,7 @@ export function contextProfiles(contexts: number, profiles: number | undefined):
     throw new FatalError(
       'USAGE',
       `the engine has ${profiles} optimisation profile${profiles === 1 ? '' : 's'}, one per execution context, so it cannot run ${contexts} contexts: ` +
-        `rebuild it with \`detq build-engine --contexts ${contexts}\` or run with --contexts ${profiles}`,
+        `rebuild it with \`detq build-engine --contexts ${contexts}\` or set DETQ_GPU_CONTEXTS=${profiles}`,
     );
   return Array.from({ length: contexts }, (_, i) => i);
 }

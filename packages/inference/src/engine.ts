@@ -66,7 +66,7 @@ export interface EngineInfo {
   maxBatch: number;
   /** Which decoded frame layout infer() takes. */
   accepts: DecodedFrame['layout'];
-  /** Batches the engine runs at once (execution contexts): how many a batcher keeps in flight. */
+  /** Batches the engine runs at once (GPU: contexts x batches each keeps in flight): how many a batcher keeps in flight. */
   parallelBatches?: number;
   /** Encoded formats infer() also takes as 'encoded' frames (decoded on the device); none when absent. */
   encodedFormats?: readonly EncodedFormat[];
