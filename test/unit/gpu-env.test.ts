@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EnvError, gpuEnvSchema, parseEnv } from '@detq/core';
-import { createEngine, DEFAULT_GPU_CONTEXTS, gpuSettings } from '@detq/inference';
+import { createEngine, gpuSettings } from '@detq/inference';
 import { MODEL_DYN } from '../helpers/fixtures';
 
 // How GPU engines spread their work comes from the environment; a bad value stops the load with a line
@@ -40,16 +40,27 @@ describe('GPU settings from the environment', () => {
 describe('a GPU engine’s contexts and batches per context', () => {
   const addon = { batchesPerContext: 3, maxBatchesPerContext: 4 };
 
-  it('come from the options, else one context with the addon’s batches per context', () => {
-    expect(DEFAULT_GPU_CONTEXTS).toBe(1);
-    expect(gpuSettings(addon, {})).toEqual({ contexts: 1, batchesPerContext: 3 });
-    expect(gpuSettings(addon, { contexts: 2, batchesPerContext: 2 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+  it('come from the options, else one context with the addon’s batches from batch 32 up and two with two each below', () => {
+    expect(gpuSettings(addon, {}, { maxBatch: 32 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, {}, { maxBatch: 64 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, {}, { maxBatch: 31 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, {}, { maxBatch: 8 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+    // A setting given for one leaves the other its default for that setting.
+    expect(gpuSettings(addon, { contexts: 2 }, { maxBatch: 32 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { contexts: 1 }, { maxBatch: 8 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, { batchesPerContext: 4 }, { maxBatch: 32 })).toEqual({ contexts: 1, batchesPerContext: 4 });
+    expect(gpuSettings(addon, { contexts: 3, batchesPerContext: 1 }, { maxBatch: 8 })).toEqual({ contexts: 3, batchesPerContext: 1 });
+    // A TensorRT plan with one optimisation profile runs one context by default instead of refusing two;
+    // asked for two, contextProfiles refuses them with the way out.
+    expect(gpuSettings(addon, {}, { maxBatch: 8, profiles: 1 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, {}, { maxBatch: 8, profiles: 2 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { contexts: 2 }, { maxBatch: 8, profiles: 1 })).toEqual({ contexts: 2, batchesPerContext: 2 });
   });
 
   it('refuse more batches than the addon allows, naming the option', () => {
-    expect(() => gpuSettings(addon, { batchesPerContext: 5 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
-    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
-    expect(() => gpuSettings(addon, { batchesPerContext: 0 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 0)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 5 }, { maxBatch: 32 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 }, { maxBatch: 32 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 0 }, { maxBatch: 32 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 0)');
   });
 });
 

@@ -64,24 +64,34 @@ export function nativeUnavailableReason(kind: Exclude<EngineKind, 'onnxruntime-c
 }
 
 /**
- * Execution contexts per GPU engine when none is asked for. One: two contexts' hardware JPEG decode calls
- * queue on the same NVJPG engines, and one context keeping three batches on the device (the addon's
- * batchesPerContext) ran COCO-size labelling at 4,660 img/s on an H100 where two ran 4,070 (native/README.md).
+ * From this largest batch up, a GPU engine runs one execution context unless told otherwise; below it, two.
+ * Measured on an H100 (native/README.md, "Measured 2026-12-06, night"): at batch 32 one context keeping
+ * the addon's three batches on the device labelled 4,663 img/s against 4,068 for two contexts with two
+ * each (two contexts' hardware JPEG decode calls queue beside each other); at batch 8 one context's thread
+ * (JPEG checks, a nearly synchronous decode call, launches) outlasts the network, and two with two each ran
+ * 3,164 img/s against 2,916. Batches between were not measured, so they keep the earlier two contexts.
  */
-export const DEFAULT_GPU_CONTEXTS = 1;
+export const ONE_CONTEXT_FROM_BATCH = 32;
+
+/** Batches in flight per context when an engine runs several: at batch 32, two contexts with three each ran 3,830 img/s against 4,068 with two. */
+const BATCHES_PER_CONTEXT_OF_SEVERAL = 2;
 
 /**
  * Contexts per engine and batches per context: the options' (createEngine passes the environment's,
- * gpuEnvSchema), else the defaults. A bad option is refused naming it.
+ * gpuEnvSchema), else chosen for the largest batch the engine runs (ONE_CONTEXT_FROM_BATCH; one context
+ * keeps the addon's batchesPerContext) and never more contexts than a TensorRT plan has profiles. A bad
+ * option is refused naming it.
  */
 export function gpuSettings(
   addon: Pick<NativeAddon, 'batchesPerContext' | 'maxBatchesPerContext'>,
   options: Pick<NativeEngineOptions, 'contexts' | 'batchesPerContext'>,
+  engine: { maxBatch: number; profiles?: number },
 ): { contexts: number; batchesPerContext: number } {
   const most = addon.maxBatchesPerContext;
   if (options.batchesPerContext !== undefined && !(Number.isInteger(options.batchesPerContext) && options.batchesPerContext >= 1 && options.batchesPerContext <= most))
     throw new FatalError('USAGE', `batchesPerContext must be an integer from 1 to ${most} (got ${options.batchesPerContext})`);
-  return { contexts: options.contexts ?? DEFAULT_GPU_CONTEXTS, batchesPerContext: options.batchesPerContext ?? addon.batchesPerContext };
+  const contexts = options.contexts ?? Math.min(engine.maxBatch >= ONE_CONTEXT_FROM_BATCH ? 1 : 2, engine.profiles || Infinity);
+  return { contexts, batchesPerContext: options.batchesPerContext ?? (contexts === 1 ? addon.batchesPerContext : BATCHES_PER_CONTEXT_OF_SEVERAL) };
 }
 
 export interface NativeEngineOptions {
@@ -90,13 +100,13 @@ export interface NativeEngineOptions {
   imgsz?: [number, number];
   device?: number;
   /**
-   * Execution contexts (each a thread, streams and a JPEG decoder; default DEFAULT_GPU_CONTEXTS;
-   * createEngine passes DETQ_GPU_CONTEXTS).
+   * Execution contexts (each a thread, streams and a JPEG decoder; default by the largest batch, see
+   * gpuSettings; createEngine passes DETQ_GPU_CONTEXTS).
    */
   contexts?: number;
   /**
-   * Batches each context keeps on the device while its thread stages and decodes the next one (default
-   * the addon's batchesPerContext; createEngine passes DETQ_GPU_BATCHES_PER_CONTEXT).
+   * Batches each context keeps on the device while its thread stages and decodes the next one (default:
+   * see gpuSettings; createEngine passes DETQ_GPU_BATCHES_PER_CONTEXT).
    */
   batchesPerContext?: number;
   /** Torch: replay each padded batch size's network as a CUDA graph (default true; false to compare or to opt out). */
@@ -147,7 +157,9 @@ export class NativeEngine implements Engine {
     const reason = nativeUnavailableReason(kind);
     if (reason) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${reason}`);
     const addon = loadNativeAddon();
-    const { contexts: contextCount, batchesPerContext } = gpuSettings(addon, options);
+    // The largest batch this engine runs: the caller's, within what the model or plan takes.
+    const largest = Math.min(options.maxBatch ?? source.batchRange.max, source.batchRange.max);
+    const { contexts: contextCount, batchesPerContext } = gpuSettings(addon, options, { maxBatch: largest, profiles: source.profiles });
     // Refused before anything loads: more contexts than the plan has profiles.
     const profiles = contextProfiles(contextCount, source.profiles);
     let model: NativeModel;
