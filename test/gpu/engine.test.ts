@@ -18,8 +18,9 @@ let engine: NativeEngine;
 let frames: Frame[];
 
 beforeAll(async () => {
-  // Two contexts (the default is one): calls spread over them must still come back in order.
-  engine = await loadTorchEngine(TORCHSCRIPT, { maxBatch: 4, contexts: 2 });
+  // Two contexts with three batches each (at batch 4 the default is two with two): calls spread over
+  // them, several on each, must still come back in order.
+  engine = await loadTorchEngine(TORCHSCRIPT, { maxBatch: 4, contexts: 2, batchesPerContext: 3 });
   frames = (await Promise.all(cocoImageNames(8).map(decodeCoco))).map((d) => ({ layout: 'rgb', pixels: d.rgb, width: d.width, height: d.height }));
 });
 afterAll(() => engine?.dispose());

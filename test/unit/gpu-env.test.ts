@@ -39,28 +39,45 @@ describe('GPU settings from the environment', () => {
 
 describe('a GPU engine’s contexts and batches per context', () => {
   const addon = { batchesPerContext: 3, maxBatchesPerContext: 4 };
+  // Torch takes batches 1..maxBatch; a TensorRT plan its profile's range, with a profile per context.
+  const torch = (max: number) => ({ batchRange: { min: 1, max } });
+  const plan = { batchRange: { min: 1, max: 32 }, profiles: 2 };
 
   it('come from the options, else one context with the addon’s batches from batch 32 up and two with two each below', () => {
-    expect(gpuSettings(addon, {}, { maxBatch: 32 })).toEqual({ contexts: 1, batchesPerContext: 3 });
-    expect(gpuSettings(addon, {}, { maxBatch: 64 })).toEqual({ contexts: 1, batchesPerContext: 3 });
-    expect(gpuSettings(addon, {}, { maxBatch: 31 })).toEqual({ contexts: 2, batchesPerContext: 2 });
-    expect(gpuSettings(addon, {}, { maxBatch: 8 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { maxBatch: 32 }, torch(32))).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, { maxBatch: 64 }, torch(64))).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, { maxBatch: 31 }, torch(31))).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { maxBatch: 8 }, torch(8))).toEqual({ contexts: 2, batchesPerContext: 2 });
+    // One context keeps the addon's depth, whatever it is.
+    expect(gpuSettings({ batchesPerContext: 4, maxBatchesPerContext: 4 }, { maxBatch: 32 }, torch(32))).toEqual({ contexts: 1, batchesPerContext: 4 });
     // A setting given for one leaves the other its default for that setting.
-    expect(gpuSettings(addon, { contexts: 2 }, { maxBatch: 32 })).toEqual({ contexts: 2, batchesPerContext: 2 });
-    expect(gpuSettings(addon, { contexts: 1 }, { maxBatch: 8 })).toEqual({ contexts: 1, batchesPerContext: 3 });
-    expect(gpuSettings(addon, { batchesPerContext: 4 }, { maxBatch: 32 })).toEqual({ contexts: 1, batchesPerContext: 4 });
-    expect(gpuSettings(addon, { contexts: 3, batchesPerContext: 1 }, { maxBatch: 8 })).toEqual({ contexts: 3, batchesPerContext: 1 });
-    // A TensorRT plan with one optimisation profile runs one context by default instead of refusing two;
-    // asked for two, contextProfiles refuses them with the way out.
-    expect(gpuSettings(addon, {}, { maxBatch: 8, profiles: 1 })).toEqual({ contexts: 1, batchesPerContext: 3 });
-    expect(gpuSettings(addon, {}, { maxBatch: 8, profiles: 2 })).toEqual({ contexts: 2, batchesPerContext: 2 });
-    expect(gpuSettings(addon, { contexts: 2 }, { maxBatch: 8, profiles: 1 })).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { maxBatch: 32, contexts: 2 }, torch(32))).toEqual({ contexts: 2, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { maxBatch: 8, contexts: 3 }, torch(8))).toEqual({ contexts: 3, batchesPerContext: 2 });
+    expect(gpuSettings(addon, { maxBatch: 8, contexts: 1 }, torch(8))).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, { maxBatch: 32, batchesPerContext: 4 }, torch(32))).toEqual({ contexts: 1, batchesPerContext: 4 });
+    expect(gpuSettings(addon, { maxBatch: 8, contexts: 3, batchesPerContext: 1 }, torch(8))).toEqual({ contexts: 3, batchesPerContext: 1 });
+  });
+
+  it('follow the batch the network runs: the caller’s within the plan’s range, padded up to its min', () => {
+    // detq label --batch 8 on a plan built for 32: calls of 8.
+    expect(gpuSettings(addon, { maxBatch: 8 }, plan)).toEqual({ contexts: 2, batchesPerContext: 2 });
+    // --batch 64 on that plan: calls of 32.
+    expect(gpuSettings(addon, { maxBatch: 64 }, plan)).toEqual({ contexts: 1, batchesPerContext: 3 });
+    // A plan whose profile starts at 32 pads calls of 8 up to 32.
+    expect(gpuSettings(addon, { maxBatch: 8 }, { batchRange: { min: 32, max: 64 }, profiles: 2 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    // No maxBatch: the range's max.
+    expect(gpuSettings(addon, {}, plan)).toEqual({ contexts: 1, batchesPerContext: 3 });
+  });
+
+  it('never default to more contexts than the plan has profiles; asked for more, contextProfiles refuses them', () => {
+    expect(gpuSettings(addon, { maxBatch: 8 }, { ...plan, profiles: 1 })).toEqual({ contexts: 1, batchesPerContext: 3 });
+    expect(gpuSettings(addon, { maxBatch: 8, contexts: 2 }, { ...plan, profiles: 1 })).toEqual({ contexts: 2, batchesPerContext: 2 });
   });
 
   it('refuse more batches than the addon allows, naming the option', () => {
-    expect(() => gpuSettings(addon, { batchesPerContext: 5 }, { maxBatch: 32 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
-    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 }, { maxBatch: 32 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
-    expect(() => gpuSettings(addon, { batchesPerContext: 0 }, { maxBatch: 32 })).toThrow('batchesPerContext must be an integer from 1 to 4 (got 0)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 5 }, torch(32))).toThrow('batchesPerContext must be an integer from 1 to 4 (got 5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 1.5 }, torch(32))).toThrow('batchesPerContext must be an integer from 1 to 4 (got 1.5)');
+    expect(() => gpuSettings(addon, { batchesPerContext: 0 }, torch(32))).toThrow('batchesPerContext must be an integer from 1 to 4 (got 0)');
   });
 });
 

@@ -96,11 +96,15 @@ export type WorkerEnv = z.infer<typeof workerEnvSchema>;
 
 /** How a GPU engine spreads its work, read once where engines are created (createEngine), before any loads. */
 export const gpuEnvSchema = z.object({
-  /** Execution contexts per GPU engine (each a thread, streams and a JPEG decoder). Unset: 1 from batch 32 up, else 2 (gpuSettings). */
+  /**
+   * Execution contexts per GPU engine (each a thread, streams and a JPEG decoder). Unset: 1 from batch 32
+   * up, else 2, at most a TensorRT plan's profiles (gpuSettings).
+   */
   DETQ_GPU_CONTEXTS: int(1, 8).optional(),
   /**
    * Batches each context keeps on the device while it stages and decodes the next: its staging slots.
-   * Unset: 3 with one context (the addon's batchesPerContext), 2 with several (gpuSettings). At most the addon's maxBatchesPerContext (Pipeline::kMaxSlots),
+   * Unset: 3 with one context (the addon's batchesPerContext), 2 with several, whether the contexts were
+   * set or chosen (gpuSettings). At most the addon's maxBatchesPerContext (Pipeline::kMaxSlots),
    * checked here so a bad value is refused with the others before any engine loads.
    */
   DETQ_GPU_BATCHES_PER_CONTEXT: int(1, 4).optional(),

@@ -78,19 +78,22 @@ const BATCHES_PER_CONTEXT_OF_SEVERAL = 2;
 
 /**
  * Contexts per engine and batches per context: the options' (createEngine passes the environment's,
- * gpuEnvSchema), else chosen for the largest batch the engine runs (ONE_CONTEXT_FROM_BATCH; one context
- * keeps the addon's batchesPerContext) and never more contexts than a TensorRT plan has profiles. A bad
- * option is refused naming it.
+ * gpuEnvSchema), else chosen for the batch the network runs at most (the caller's maxBatch within the
+ * model's or plan's range, padded up to its min; ONE_CONTEXT_FROM_BATCH; one context keeps the addon's
+ * batchesPerContext), never more contexts than a TensorRT plan has profiles. A bad option is refused
+ * naming it.
  */
 export function gpuSettings(
   addon: Pick<NativeAddon, 'batchesPerContext' | 'maxBatchesPerContext'>,
-  options: Pick<NativeEngineOptions, 'contexts' | 'batchesPerContext'>,
-  engine: { maxBatch: number; profiles?: number },
+  options: Pick<NativeEngineOptions, 'contexts' | 'batchesPerContext' | 'maxBatch'>,
+  source: Pick<NativeModelSource, 'batchRange' | 'profiles'>,
 ): { contexts: number; batchesPerContext: number } {
   const most = addon.maxBatchesPerContext;
   if (options.batchesPerContext !== undefined && !(Number.isInteger(options.batchesPerContext) && options.batchesPerContext >= 1 && options.batchesPerContext <= most))
     throw new FatalError('USAGE', `batchesPerContext must be an integer from 1 to ${most} (got ${options.batchesPerContext})`);
-  const contexts = options.contexts ?? Math.min(engine.maxBatch >= ONE_CONTEXT_FROM_BATCH ? 1 : 2, engine.profiles || Infinity);
+  const { min, max } = source.batchRange;
+  const largest = Math.max(min, Math.min(options.maxBatch ?? max, max));
+  const contexts = options.contexts ?? Math.min(largest >= ONE_CONTEXT_FROM_BATCH ? 1 : 2, source.profiles ?? Infinity);
   return { contexts, batchesPerContext: options.batchesPerContext ?? (contexts === 1 ? addon.batchesPerContext : BATCHES_PER_CONTEXT_OF_SEVERAL) };
 }
 
@@ -157,9 +160,7 @@ export class NativeEngine implements Engine {
     const reason = nativeUnavailableReason(kind);
     if (reason) throw new FatalError('ENGINE_UNAVAILABLE', `engine ${kind} is not available: ${reason}`);
     const addon = loadNativeAddon();
-    // The largest batch this engine runs: the caller's, within what the model or plan takes.
-    const largest = Math.min(options.maxBatch ?? source.batchRange.max, source.batchRange.max);
-    const { contexts: contextCount, batchesPerContext } = gpuSettings(addon, options, { maxBatch: largest, profiles: source.profiles });
+    const { contexts: contextCount, batchesPerContext } = gpuSettings(addon, options, source);
     // Refused before anything loads: more contexts than the plan has profiles.
     const profiles = contextProfiles(contextCount, source.profiles);
     let model: NativeModel;
