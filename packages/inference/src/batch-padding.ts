@@ -58,9 +58,9 @@ export function contextProfiles(contexts: number, profiles: number | undefined):
 /**
  * Device bytes of decoded RGB one execution context stages at most, over all its staging slots: each
  * engine call gets this divided by the context's batches in flight. At three (1.4 GB a call; the
- * default with one context), a batch of 32 12 MP photos (1.2 GB) runs as one call and 100 MP photos (300 MB each) four to a call, so what a
- * context puts on the device does not grow with the image size (JS weighs encoded frames by their file
- * bytes, which say little about it) nor with its depth.
+ * default with one context), a batch of 32 12 MP photos (1.2 GB) runs as one call and 100 MP photos
+ * (300 MB each) four to a call, so what a context puts on the device does not grow with the image size
+ * (JS weighs encoded frames by their file bytes, which say little about it) nor with its depth.
  */
 export const CONTEXT_STAGED_BYTES = 4 * 1024 ** 3;
 
